@@ -1,0 +1,119 @@
+import numpy as np
+import pytest
+
+from tests.conftest import TINY_TEST_IMAGES, TINY_TRAIN_IMAGES
+from zoo import datasets
+from zoo.datasets import DataError
+
+
+def test_loads_float_images_in_unit_range(tiny_mnist):
+    mnist = datasets.load_mnist(tiny_mnist)
+    assert mnist.x_train.shape == (TINY_TRAIN_IMAGES, 28, 28, 1)
+    assert mnist.x_test.shape == (TINY_TEST_IMAGES, 28, 28, 1)
+    assert mnist.x_train.dtype == np.float32
+    raw = np.load(tiny_mnist, allow_pickle=False)
+    np.testing.assert_allclose(mnist.x_train[..., 0], raw["x_train"] / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(mnist.y_test, raw["y_test"])
+    assert mnist.sha256 == datasets.file_sha256(tiny_mnist)
+    assert mnist.source == str(tiny_mnist)
+
+
+def test_limit_keeps_the_first_images(tiny_mnist):
+    mnist = datasets.load_mnist(tiny_mnist, limit=10)
+    full = datasets.load_mnist(tiny_mnist)
+    np.testing.assert_array_equal(mnist.x_train, full.x_train[:10])
+    np.testing.assert_array_equal(mnist.y_test, full.y_test[:10])
+
+
+def test_environment_variable_is_used_when_no_path(tiny_mnist, monkeypatch):
+    monkeypatch.setenv(datasets.DATA_ENV_VAR, str(tiny_mnist))
+    assert datasets.load_mnist().source == str(tiny_mnist)
+
+
+def test_download_failure_says_how_to_pass_a_local_file(monkeypatch):
+    monkeypatch.delenv(datasets.DATA_ENV_VAR, raising=False)
+
+    def offline():
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(datasets.keras.datasets.mnist, "load_data", offline)
+    with pytest.raises(DataError, match="--data PATH or SPARSE_AE_ZOO_DATA=PATH"):
+        datasets.load_mnist()
+
+
+def test_real_mnist_copy_matches_its_readme(mnist_path):
+    mnist = datasets.load_mnist(mnist_path)
+    assert (len(mnist.x_train), len(mnist.x_test)) == (60000, 10000)
+    assert np.bincount(mnist.y_test).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def save(path, **overrides):
+    arrays = dict(
+        x_train=np.zeros((4, 28, 28), "uint8"), y_train=np.zeros(4, "uint8"),
+        x_test=np.zeros((2, 28, 28), "uint8"), y_test=np.zeros(2, "uint8"),
+    )
+    arrays.update(overrides)
+    arrays = {key: value for key, value in arrays.items() if value is not None}
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        ({"x_test": None}, "without ['x_test']"),
+        ({"x_train": np.zeros((4, 28, 27), "uint8")}, "x_train.shape=(4, 28, 27)"),
+        ({"x_train": np.full((4, 28, 28), np.nan, "float32")}, "Expected `x_train` to be finite"),
+        ({"x_train": np.full((4, 28, 28), 255.0, "float32")}, "Expected float `x_train` in [0, 1]"),
+        ({"x_train": np.zeros((4, 28, 28), "int64")}, "x_train.dtype=int64"),
+        ({"y_train": np.zeros(3, "uint8")}, "Expected `y_train` to be 4 integer labels"),
+        ({"y_test": np.array([0, 12], "uint8")}, "Expected `y_test` in [0, 9]"),
+    ],
+)
+def test_bad_arrays_are_named(tmp_path, overrides, message):
+    path = save(tmp_path / "bad.npz", **overrides)
+    with pytest.raises(DataError) as info:
+        datasets.load_mnist(path)
+    assert message in str(info.value)
+    assert str(path) in str(info.value)
+
+
+def test_missing_and_corrupt_files(tmp_path):
+    with pytest.raises(DataError, match="no such file"):
+        datasets.load_mnist(tmp_path / "absent.npz")
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(b"not a zip archive")
+    with pytest.raises(DataError, match="Expected `data` to be a readable .npz"):
+        datasets.load_mnist(corrupt)
+
+
+def test_pickled_arrays_are_refused(tmp_path):
+    path = save(tmp_path / "objects.npz", y_train=np.array([0, 1, 2, 3], dtype=object))
+    with pytest.raises(DataError, match="readable .npz"):
+        datasets.load_mnist(path)
+
+
+def test_validation_split_is_seeded_and_disjoint():
+    x = np.arange(100, dtype="float32")[:, None]
+    y = np.arange(100)
+    (x_train, y_train), (x_val, y_val) = datasets.split_validation(x, y, 0.2, seed=3)
+    assert (len(x_train), len(x_val)) == (80, 20)
+    assert set(y_train).isdisjoint(y_val) and set(y_train) | set(y_val) == set(range(100))
+    (_, again), _ = datasets.split_validation(x, y, 0.2, seed=3)
+    np.testing.assert_array_equal(again, y_train)
+    (_, other), _ = datasets.split_validation(x, y, 0.2, seed=4)
+    assert not np.array_equal(other, y_train)
+
+
+def test_pipeline_yields_input_target_pairs():
+    x = np.random.default_rng(0).random((10, 2, 2, 1)).astype("float32")
+    batches = list(datasets.autoencoder_dataset(x, 4).as_numpy_iterator())
+    assert [len(inputs) for inputs, _ in batches] == [4, 4, 2]
+    for inputs, targets in batches:
+        np.testing.assert_array_equal(inputs, targets)
+    np.testing.assert_array_equal(np.concatenate([b[0] for b in batches]), x)
+    shuffled = np.concatenate(
+        [b[0] for b in datasets.autoencoder_dataset(x, 4, shuffle_seed=1).as_numpy_iterator()]
+    )
+    assert not np.array_equal(shuffled, x)
+    np.testing.assert_array_equal(np.sort(shuffled.ravel()), np.sort(x.ravel()))

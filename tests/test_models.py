@@ -1,0 +1,191 @@
+import json
+
+import keras
+import numpy as np
+import pytest
+
+import models
+from regularizers import KLSparsity, L1Sparsity
+
+TINY_SHAPE = (8, 8, 1)
+
+
+def code_layers_with_regularizer(model):
+    """Names of all layers (at any depth) that carry an activity regularizer."""
+    found = []
+    for sub in (model.get_layer("encoder"), model.get_layer("decoder")):
+        found += [
+            f"{sub.name}/{layer.name}"
+            for layer in sub.layers
+            if layer.activity_regularizer is not None
+        ]
+    found += [layer.name for layer in model.layers if layer.activity_regularizer]
+    return found
+
+
+def build(family, input_shape, **kwargs):
+    if family == "dense":
+        return models.build_dense_autoencoder(
+            input_shape, 4, hidden_units=(16,), **kwargs
+        )
+    return models.build_conv_autoencoder(input_shape, 2, filters=(4,), **kwargs)
+
+
+@pytest.mark.parametrize("family", ["dense", "conv"])
+@pytest.mark.parametrize("input_shape", [(28, 28, 1), (32, 32, 3), (16, 16, 1), (15, 9, 2)])
+def test_output_shape_equals_input_shape(family, input_shape):
+    model = build(family, input_shape, activity_regularizer=L1Sparsity(1e-3))
+    x = np.random.default_rng(0).random((2, *input_shape)).astype("float32")
+    assert model(x).shape == x.shape
+    assert model.get_layer("encoder").name == "encoder"
+    assert model.get_layer("decoder").name == "decoder"
+    assert code_layers_with_regularizer(model) == ["encoder/code"]
+
+
+def test_dense_accepts_any_rank():
+    model = models.build_dense_autoencoder((5, 6), 3, hidden_units=())
+    assert model.output_shape == (None, 5, 6)
+
+
+def test_conv_code_is_a_feature_map_with_code_filters_channels():
+    model = models.build_conv_autoencoder((28, 28, 1), 32, filters=(8, 16))
+    # Three stride-2 "same" convs: 28 -> 14 -> 7 -> 4.
+    assert model.get_layer("encoder").output_shape == (None, 4, 4, 32)
+
+
+def test_hidden_stacks_follow_the_arguments():
+    dense = models.build_dense_autoencoder((8, 8, 1), 4, hidden_units=(32, 16, 8))
+    widths = [l.units for l in dense.get_layer("encoder").layers if hasattr(l, "units")]
+    assert widths == [32, 16, 8, 4]
+    widths = [l.units for l in dense.get_layer("decoder").layers if hasattr(l, "units")]
+    assert widths == [8, 16, 32, 64]
+    conv = models.build_conv_autoencoder((16, 16, 1), 2, filters=(4, 6, 8))
+    channels = [l.filters for l in conv.get_layer("encoder").layers]
+    assert channels == [4, 6, 8, 2]
+    channels = [l.filters for l in conv.get_layer("decoder").layers if hasattr(l, "filters")]
+    assert channels == [8, 6, 4, 1]
+
+
+def test_parameter_count_is_pinned():
+    # Dense 64 -> 16 -> 4 -> 16 -> 64: (64*16+16) + (16*4+4) + (4*16+16) + (16*64+64).
+    dense = build("dense", TINY_SHAPE)
+    assert dense.count_params() == 1040 + 68 + 80 + 1088
+    # Conv 3x3: 1->4, 4->2 (code), transposed 2->4, 4->1.
+    conv = build("conv", TINY_SHAPE)
+    assert conv.count_params() == (9 * 4 + 4) + (9 * 4 * 2 + 2) + (9 * 2 * 4 + 4) + (9 * 4 + 1)
+
+
+@pytest.mark.parametrize("family", ["dense", "conv"])
+@pytest.mark.parametrize(
+    "identifier",
+    [
+        KLSparsity(0.1, 2.0),
+        keras.regularizers.serialize(KLSparsity(0.1, 2.0)),
+        "sparse_ae_zoo>KLSparsity",
+    ],
+    ids=["instance", "config", "registered-name"],
+)
+def test_regularizer_identifiers(family, identifier):
+    model = build(family, TINY_SHAPE, code_activation="sigmoid", activity_regularizer=identifier)
+    regularizer = model.get_layer("encoder").get_layer("code").activity_regularizer
+    assert isinstance(regularizer, KLSparsity)
+    expected = {"rho": 0.1, "beta": 2.0} if not isinstance(identifier, str) else KLSparsity().get_config()
+    assert regularizer.get_config() == expected
+
+
+@pytest.mark.parametrize("family", ["dense", "conv"])
+def test_model_losses_hold_the_code_penalty(family):
+    model = build(family, TINY_SHAPE, activity_regularizer=L1Sparsity(0.5))
+    x = np.random.default_rng(0).random((3, *TINY_SHAPE)).astype("float32")
+    model(x)
+    code = model.get_layer("encoder")(x)
+    (loss,) = model.losses
+    expected = 0.5 * np.abs(np.asarray(code)).reshape(3, -1).sum(axis=1).mean()
+    np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["dense", "conv"])
+@pytest.mark.parametrize("code_activation", ["relu", "linear", "tanh"])
+def test_kl_on_unbounded_code_activation_raises(family, code_activation):
+    with pytest.raises(ValueError, match=f"Received: code_activation='{code_activation}'"):
+        build(family, TINY_SHAPE, code_activation=code_activation, activity_regularizer=KLSparsity())
+
+
+@pytest.mark.parametrize("family", ["dense", "conv"])
+def test_noise_is_active_in_training_only(family):
+    model = build(family, TINY_SHAPE, noise_stddev=0.5)
+    x = np.full((2, *TINY_SHAPE), 0.5, "float32")
+    np.testing.assert_array_equal(model(x, training=False), model(x, training=False))
+    assert not np.allclose(model(x, training=True), model(x, training=False))
+    assert model.get_layer("noise").stddev == 0.5
+    assert "noise" not in [layer.name for layer in build(family, TINY_SHAPE).layers]
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"input_shape": (8, 0, 1)}, "Received: input_shape=(8, 0, 1)"),
+        ({"code": 0}, "Received: code_"),
+        ({"noise_stddev": -0.1}, "Received: noise_stddev=-0.1"),
+        ({"activation": "nope"}, "Received: activation='nope'"),
+        ({"activity_regularizer": "no_such_penalty"}, "Received: activity_regularizer='no_such_penalty'"),
+    ],
+)
+@pytest.mark.parametrize("family", ["dense", "conv"])
+def test_bad_arguments_raise_with_the_value(family, kwargs, message):
+    kwargs = dict(kwargs)
+    input_shape = kwargs.pop("input_shape", TINY_SHAPE)
+    code = kwargs.pop("code", 4)
+    builder = models.build_dense_autoencoder if family == "dense" else models.build_conv_autoencoder
+    with pytest.raises(ValueError, match="Expected `") as info:
+        builder(input_shape, code, **kwargs)
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"filters": (4, -1)}, "Received: filters=(4, -1)"),
+        ({"kernel_size": 0}, "Received: kernel_size=0"),
+        ({"input_shape": (28, 28)}, "Expected `input_shape` to have 3 axes"),
+    ],
+)
+def test_conv_bad_arguments(kwargs, message):
+    kwargs = dict(kwargs)
+    input_shape = kwargs.pop("input_shape", TINY_SHAPE)
+    with pytest.raises(ValueError, match="Expected `") as info:
+        models.build_conv_autoencoder(input_shape, 2, **kwargs)
+    assert message in str(info.value)
+
+
+LOAD_IN_FRESH_PROCESS = """
+import json, sys
+import keras, numpy as np
+import regularizers  # registers the penalties; nothing else from the project
+path, inputs, outputs = sys.argv[1:4]
+model = keras.models.load_model(path)  # safe mode (the default)
+x = np.load(inputs, allow_pickle=False)["x"]
+code = model.get_layer("encoder").get_layer("code")
+np.savez(outputs, y=np.asarray(model.predict(x, verbose=0)))
+print(json.dumps(keras.regularizers.serialize(code.activity_regularizer)))
+"""
+
+
+@pytest.mark.parametrize("family", ["dense", "conv"])
+@pytest.mark.parametrize(
+    "regularizer", [L1Sparsity(0.01), KLSparsity(0.07, 1.5)], ids=["l1", "kl"]
+)
+def test_saved_model_loads_in_a_fresh_process(family, regularizer, tmp_path, fresh_python):
+    model = build(
+        family, TINY_SHAPE, code_activation="sigmoid", activity_regularizer=regularizer, noise_stddev=0.1
+    )
+    path = tmp_path / "model.keras"
+    model.save(path)
+    x = np.random.default_rng(0).random((5, *TINY_SHAPE)).astype("float32")
+    np.savez(tmp_path / "x.npz", x=x)
+    result = fresh_python(LOAD_IN_FRESH_PROCESS, path, tmp_path / "x.npz", tmp_path / "y.npz")
+    loaded = np.load(tmp_path / "y.npz", allow_pickle=False)["y"]
+    np.testing.assert_array_equal(loaded, model.predict(x, verbose=0))
+    config = json.loads(result.stdout.strip().splitlines()[-1])
+    assert config["registered_name"] == keras.saving.get_registered_name(type(regularizer))
+    assert config["config"] == regularizer.get_config()

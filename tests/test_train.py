@@ -1,0 +1,281 @@
+import hashlib
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing import event_accumulator
+
+import train
+from tests.conftest import run_python, write_tiny_mnist
+
+# Small architecture and data: every run here takes seconds.
+TINY_ARCHITECTURE = ["--code-size", "4", "--hidden-units", "32", "--filters", "4,8"]
+
+
+def tiny_args(tmp_path, data, model, reg, *extra, epochs=1):
+    name = f"{model}-{reg}"
+    return [
+        "--model", model, "--reg", reg, "--data", str(data), "--epochs", str(epochs),
+        "--batch-size", "16", "--out", str(tmp_path / "out"),
+        "--logdir", str(tmp_path / "logs" / name), *TINY_ARCHITECTURE, *extra,
+    ]
+
+
+COMPARE_IN_FRESH_PROCESS = """
+import json, sys
+import keras, numpy as np, tensorflow as tf
+import regularizers  # registers the penalties; nothing else from the project
+keras_path, saved_model_path, inputs = sys.argv[1:4]
+x = np.load(inputs, allow_pickle=False)["x"]
+model = keras.models.load_model(keras_path)  # safe mode
+served = tf.saved_model.load(saved_model_path)
+code_layer = model.get_layer("encoder").get_layer("code")
+print(json.dumps({
+    "reconstruction_diff": float(np.abs(model.predict(x, verbose=0) - served.serve(x).numpy()).max()),
+    "code_diff": float(np.abs(model.get_layer("encoder").predict(x, verbose=0) - served.encode(x).numpy()).max()),
+    "default_signature": sorted(served.signatures),
+    "regularizer": keras.regularizers.serialize(code_layer.activity_regularizer),
+    "output_shape": list(served.serve(x).shape),
+}))
+"""
+
+
+@pytest.mark.parametrize("reg", ["none", "l1", "kl"])
+@pytest.mark.parametrize("model", ["dense", "conv"])
+def test_trains_and_exports_models_that_load_elsewhere(tmp_path, tiny_mnist, fresh_python, model, reg):
+    extra = ["--code-activation", "sigmoid"] if reg == "kl" else []
+    summary = train.main(tiny_args(tmp_path, tiny_mnist, model, reg, *extra))
+    out = tmp_path / "out"
+    name = f"{model}-{reg}"
+    assert summary["name"] == name
+    assert (out / f"{name}/saved_model.pb").is_file()
+    saved = json.loads((out / f"{name}.json").read_text())
+    assert saved["config"]["model"] == model and saved["config"]["reg"] == reg
+    assert saved["epochs_completed"] == 1
+    assert saved["data"]["sha256"] == hashlib.sha256(tiny_mnist.read_bytes()).hexdigest()
+    assert {"tensorflow", "keras", "numpy"} <= set(saved["versions"])
+    assert np.isfinite(saved["final_metrics"]["val_reconstruction_loss"])
+    assert not list(out.glob(".*tmp*")), "temporary export files left behind"
+
+    x = np.random.default_rng(0).random((3, 28, 28, 1)).astype("float32")
+    np.savez(tmp_path / "x.npz", x=x)
+    result = fresh_python(COMPARE_IN_FRESH_PROCESS, out / f"{name}.keras", out / name, tmp_path / "x.npz")
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded["reconstruction_diff"] < 1e-5
+    assert loaded["code_diff"] < 1e-5
+    assert loaded["output_shape"] == [3, 28, 28, 1]
+    assert "serving_default" in loaded["default_signature"]
+    expected = None if reg == "none" else keras.regularizers.serialize(train.build_penalty(
+        train.configs.resolve_config(model, reg)))
+    if expected is None:
+        assert loaded["regularizer"] is None
+    else:
+        assert loaded["regularizer"]["registered_name"] == expected["registered_name"]
+        assert loaded["regularizer"]["config"] == expected["config"]
+
+
+def event_tags(run_dir):
+    """{tag: [steps]} of every scalar/histogram/image summary written in run_dir."""
+    accumulator = event_accumulator.EventAccumulator(str(run_dir), size_guidance={"tensors": 0})
+    accumulator.Reload()
+    return {tag: [event.step for event in accumulator.Tensors(tag)]
+            for tag in accumulator.Tags()["tensors"]}
+
+
+def test_tensorboard_shows_the_sparsity_diagnostics_per_epoch(tmp_path, tiny_mnist):
+    epochs = 2
+    train.main(tiny_args(tmp_path, tiny_mnist, "conv", "kl", "--code-activation", "sigmoid", epochs=epochs))
+    logdir = tmp_path / "logs" / "conv-kl"
+    every_epoch = list(range(epochs))
+    training = event_tags(logdir / "train")
+    for tag in ("epoch_loss", "epoch_bce"):
+        assert training[tag] == every_epoch, tag
+    validation = event_tags(logdir / "validation")
+    for tag in ("epoch_loss", "epoch_reconstruction_loss", "epoch_sparsity_penalty",
+                "epoch_code_mean_activation", "epoch_code_rho", "epoch_code_l0",
+                "epoch_code_dead_fraction"):
+        assert validation.get(tag) == every_epoch, tag
+    diagnostics = event_tags(logdir / "diagnostics")
+    for tag in ("code_activations", "inputs_above_reconstructions"):
+        assert diagnostics.get(tag) == every_epoch, tag
+    csv_header = (logdir / "training.csv").read_text().splitlines()[0].split(",")
+    assert "val_sparsity_penalty" in csv_header and "val_code_l0" in csv_header
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Stops the process abruptly at the end of epoch `at` (after the backup)."""
+
+    def __init__(self, at):
+        super().__init__()
+        self.at = at
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.at:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_run_resumes_from_the_last_epoch(tmp_path, tiny_mnist):
+    epochs = 3
+    config = train.configs.resolve_config(
+        "dense", "l1", epochs=epochs, batch_size=16, code_size=4, hidden_units=(32,)
+    )
+    kwargs = dict(data=tiny_mnist, out=tmp_path / "out", logdir=tmp_path / "logs")
+    with pytest.raises(KeyboardInterrupt):
+        train.train(config, callbacks=[Interrupt(at=1)], **kwargs)
+    assert not (tmp_path / "out" / "dense-l1.keras").exists()
+    summary = train.train(config, **kwargs)
+    assert summary["epochs_completed"] == epochs
+    assert summary["epochs_this_run"] == epochs - 2
+    rows = (tmp_path / "logs" / "training.csv").read_text().splitlines()[1:]
+    assert [int(row.split(",")[0]) for row in rows] == list(range(epochs))
+    assert not any((tmp_path / "logs" / "backup").glob("*")), "backup kept after success"
+
+
+def test_dry_run_fits_one_batch_and_writes_nothing(tmp_path, tiny_mnist):
+    final = train.main(tiny_args(tmp_path, tiny_mnist, "conv", "l1", "--dry-run"))
+    assert np.isfinite(final["loss"])
+    assert not (tmp_path / "out").exists() and not (tmp_path / "logs").exists()
+
+
+def test_command_line_in_a_subprocess(tmp_path, tiny_mnist):
+    result = run_python(["train.py", *tiny_args(tmp_path, tiny_mnist, "dense", "l1")])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "exported" in result.stdout
+    assert (tmp_path / "out" / "dense-l1.keras").is_file()
+    help_text = run_python(["train.py", "--help"]).stdout
+    for flag in ("--model {dense,conv}", "--reg {none,l1,kl}", "--dry-run", "--seed", "--limit"):
+        assert flag in help_text
+    assert "(default: saved_models)" in help_text
+
+
+def digest_tree(folder):
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def existing_export(tmp_path_factory):
+    """An out folder holding a finished dense-l1 export, and the data it used."""
+    tmp_path = tmp_path_factory.mktemp("existing")
+    data = write_tiny_mnist(tmp_path / "tiny.npz")
+    train.main(tiny_args(tmp_path, data, "dense", "l1"))
+    return tmp_path, data
+
+
+def bad_data(tmp_path, kind):
+    path = tmp_path / f"{kind}.npz"
+    if kind == "corrupt":
+        path.write_bytes(b"garbage")
+        return path
+    write_tiny_mnist(path)
+    arrays = dict(np.load(path, allow_pickle=False))
+    if kind == "misshaped":
+        arrays["x_train"] = arrays["x_train"][:, :20]
+    elif kind == "nan":
+        arrays["x_train"] = arrays["x_train"].astype("float32") / 255
+        arrays["x_train"][0, 0, 0] = np.nan
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"--model": "rnn"}, "argument --model: invalid choice: 'rnn'"),
+        ({"--reg": "l2"}, "argument --reg: invalid choice: 'l2'"),
+        ({"--rho": "1.5"}, "Expected `rho` in (0, 1). Received: rho=1.5"),
+        ({"--l1": "-1"}, "Expected `l1` in [0, inf). Received: l1=-1.0"),
+        ({"--beta": "-2"}, "Expected `beta` in [0, inf). Received: beta=-2.0"),
+        ({"--epochs": "0"}, "Expected `epochs` to be a positive integer. Received: epochs=0"),
+        ({"--batch-size": "0"}, "Expected `batch_size` to be a positive integer. Received: batch_size=0"),
+        ({"--epochs": "two"}, "argument --epochs: invalid int value: 'two'"),
+        ({"--data": "missing"}, "no such file"),
+        ({"--data": "corrupt"}, "Expected `data` to be a readable .npz"),
+        ({"--data": "misshaped"}, "Expected `x_train` of shape (N, 28, 28)"),
+        ({"--data": "nan"}, "Expected `x_train` to be finite"),
+        ({"--out": "under-a-file"}, "Expected `out` to be a writable folder"),
+        ({"--code-activation": "relu", "--reg": "kl"}, "Received: code_activation='relu'"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_changes_nothing(existing_export, tmp_path, capsys, change, message):
+    root, data = existing_export
+    before = digest_tree(root / "out")
+    change = dict(change)
+    if change.get("--data") in ("corrupt", "misshaped", "nan"):
+        change["--data"] = str(bad_data(tmp_path, change["--data"]))
+    elif change.get("--data") == "missing":
+        change["--data"] = str(tmp_path / "missing.npz")
+    if change.get("--out") == "under-a-file":
+        (tmp_path / "a-file").write_text("")
+        change["--out"] = str(tmp_path / "a-file" / "out")
+    args = tiny_args(root, data, "dense", "l1")
+    for flag, value in change.items():
+        args += [flag, value]  # argparse keeps the last occurrence
+    with pytest.raises(SystemExit) as info:
+        train.main(args)
+    # argparse prints its own message and exits 2; ours carry it in the exit.
+    text = info.value.code if isinstance(info.value.code, str) else capsys.readouterr().err
+    assert info.value.code != 0
+    assert message in text
+    assert len(text.strip().splitlines()) == 1, text
+    assert digest_tree(root / "out") == before
+
+
+def test_bad_input_in_a_subprocess_has_no_traceback(tmp_path):
+    result = run_python(["train.py", "--rho", "1.5", "--reg", "kl", "--data", str(tmp_path / "x.npz")])
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == (
+        "train.py: error: Expected `rho` in (0, 1). Received: rho=1.5")
+    assert "Traceback" not in result.stderr
+
+
+KILL_POLL_SECONDS = 0.2
+KILL_DEADLINE_SECONDS = 240
+
+
+@pytest.mark.slow
+def test_killed_process_resumes_with_the_same_command(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    data = write_tiny_mnist(tmp_path / "mnist.npz", num_train=1200, num_test=50)
+    epochs = 12
+    args = [sys.executable, "train.py", *tiny_args(tmp_path, data, "dense", "none", epochs=epochs)]
+    backup = tmp_path / "logs" / "dense-none" / "backup"
+    process = subprocess.Popen(args, cwd=Path(train.__file__).parent,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + KILL_DEADLINE_SECONDS
+        csv = tmp_path / "logs" / "dense-none" / "training.csv"
+        # Kill once at least two epochs are logged (so one is surely backed up).
+        while time.monotonic() < deadline and process.poll() is None:
+            if csv.is_file() and len(csv.read_text().splitlines()) >= 3:
+                break
+            time.sleep(KILL_POLL_SECONDS)
+        assert process.poll() is None, "finished before it could be killed"
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+    assert any(backup.iterdir())
+    assert not (tmp_path / "out" / "dense-none.keras").exists()
+    result = run_python(args[1:])
+    assert result.returncode == 0, result.stderr[-3000:]
+    saved = json.loads((tmp_path / "out" / "dense-none.json").read_text())
+    assert saved["epochs_completed"] == epochs
+    assert 0 < saved["epochs_this_run"] < epochs
+    rows = [int(r.split(",")[0]) for r in csv.read_text().splitlines()[1:]]
+    assert rows[-saved["epochs_this_run"]:] == list(range(epochs - saved["epochs_this_run"], epochs))
+
+
+@pytest.mark.slow
+def test_real_mnist_conv_l1_learns_in_one_epoch(tmp_path, mnist_path):
+    # The full training set, one epoch of the zoo's conv-l1 preset.
+    config = train.configs.resolve_config("conv", "l1", epochs=1)
+    summary = train.train(config, data=mnist_path, out=tmp_path / "out", logdir=tmp_path / "logs")
+    assert summary["data"]["train_images"] == 55000
+    assert summary["final_metrics"]["val_reconstruction_loss"] < 0.1
