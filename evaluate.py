@@ -6,6 +6,7 @@ Writes NAME.eval.json and PNG pictures next to the model (or to --out).
 """
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -26,6 +27,9 @@ PREDICT_BATCH_SIZE = 1024
 PROBE_SEED = 0
 GRID_IMAGES = 10
 MAX_FEATURE_TILES = 100
+# The report also holds the metrics of the first VERIFY_IMAGES test images, so
+# that a copy of the model can be checked quickly against it.
+VERIFY_IMAGES = 1000
 
 
 def resolve_model_path(model, models_dir=DEFAULT_MODELS_DIR):
@@ -96,6 +100,15 @@ def compute_metrics(model, mnist, *, threshold=metrics.ACTIVE_THRESHOLD, probe=T
     return report, codes, x_hat
 
 
+def verify_subset_metrics(model, mnist, *, threshold=metrics.ACTIVE_THRESHOLD):
+    """The probe-free metrics of the first VERIFY_IMAGES test images."""
+    subset = dataclasses.replace(
+        mnist, x_test=mnist.x_test[:VERIFY_IMAGES], y_test=mnist.y_test[:VERIFY_IMAGES]
+    )
+    report, _, _ = compute_metrics(model, subset, threshold=threshold, probe=False)
+    return report
+
+
 def evaluate(model_path, *, data=None, limit=None, out=None,
              threshold=metrics.ACTIVE_THRESHOLD, probe=True):
     """Evaluates a saved model on the MNIST test set and writes its report.
@@ -120,6 +133,7 @@ def evaluate(model_path, *, data=None, limit=None, out=None,
     report, codes, x_hat = compute_metrics(model, mnist, threshold=threshold, probe=probe)
     report.update(model=str(path), data_source=mnist.source, data_sha256=mnist.sha256,
                   seconds=time.perf_counter() - start)
+    report["verify_subset"] = verify_subset_metrics(model, mnist, threshold=threshold)
     decoder = model.get_layer("decoder")
     report["pictures"] = {
         "reconstructions": str(plots.save_reconstructions(

@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import math
 import platform
+import resource
 import sys
 import time
 from importlib import metadata
@@ -158,6 +159,8 @@ def train(
         "training_seconds_this_run": seconds,
         "seconds_per_epoch": seconds / len(history.epoch),
         "parameters": model.count_params(),
+        # ru_maxrss is in KiB on Linux: the peak of this whole process.
+        "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "final_metrics": final,
     }
     keras_path = artifacts.save_keras(model, out / f"{name}.keras")

@@ -50,11 +50,16 @@ def write_json(data, path):
 
 
 def save_keras(model, path):
-    """Saves `model` in the .keras format at `path`, atomically."""
+    """Saves `model` in the .keras format at `path`, atomically.
+
+    The optimizer state is left out: the export is for inference and for
+    loading elsewhere (a third of the size); resuming uses the training
+    backup instead.
+    """
     path = Path(path)
     tmp = _temporary_sibling(path, ".keras")
     try:
-        model.save(tmp)
+        model.save(tmp, include_optimizer=False)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

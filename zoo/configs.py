@@ -26,7 +26,7 @@ class TrainConfig:
     beta: float = 1.0  # KLSparsity weight
     # === Architecture ===
     code_size: int = 32  # dense: code units; conv: code channels
-    hidden_units: tuple = (512, 256)  # dense only
+    hidden_units: tuple = (256, 128)  # dense only
     filters: tuple = (32, 64)  # conv only
     kernel_size: int = 3  # conv only
     activation: str = "relu"
@@ -93,9 +93,9 @@ FAMILY_PRESETS = {
 # Tuned values per zoo model; anything not listed comes from the family
 # preset, then from TrainConfig.
 ZOO_PRESETS = {
-    ("dense", "none"): dict(code_size=32, epochs=30),
-    ("dense", "l1"): dict(code_size=32, epochs=30, l1=1e-4),
-    ("dense", "kl"): dict(code_size=64, epochs=30, code_activation="sigmoid", rho=0.05, beta=1.0),
+    ("dense", "none"): dict(code_size=32, epochs=50),
+    ("dense", "l1"): dict(code_size=32, epochs=50, l1=1e-4),
+    ("dense", "kl"): dict(code_size=64, epochs=50, code_activation="sigmoid", rho=0.05, beta=1.0),
     ("conv", "none"): dict(code_size=32, epochs=20),
     ("conv", "l1"): dict(code_size=32, epochs=20, l1=1e-4),
     ("conv", "kl"): dict(code_size=32, epochs=20, code_activation="sigmoid", rho=0.05, beta=1.0),
@@ -121,3 +121,16 @@ def resolve_config(model=TrainConfig.model, reg=TrainConfig.reg, **overrides):
         if name in values:
             values[name] = tuple(values[name])
     return TrainConfig(model=model, reg=reg, **values)
+
+
+# The zoo: name -> (model, reg, flags beyond that pair's defaults). Every
+# entry but the denoising one is `python train.py --model M --reg R`.
+ZOO_MODELS = {
+    "dense-none": ("dense", "none", {}),
+    "dense-l1": ("dense", "l1", {}),
+    "dense-kl": ("dense", "kl", {}),
+    "conv-none": ("conv", "none", {}),
+    "conv-l1": ("conv", "l1", {}),
+    "conv-kl": ("conv", "kl", {}),
+    "conv-denoise": ("conv", "l1", {"noise_stddev": 0.3}),
+}

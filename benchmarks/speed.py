@@ -1,0 +1,114 @@
+"""Training throughput of the zoo models, and the dense model's GFLOP/s.
+
+    python -m benchmarks.speed
+
+Prints images/s for each zoo model under its preset, a sweep of the settings
+that matter (XLA, steps_per_execution, batch size), and for the dense models
+the achieved GFLOP/s next to this machine's fp32 matmul rate measured in the
+same run with a large `tf.linalg.matmul`.
+"""
+
+import argparse
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import train
+from zoo import configs, datasets
+
+MATMUL_SIZE = 2048
+MATMUL_REPEATS = 20
+WARMUP_STEPS = 20
+TIMED_IMAGES = 65536
+# Timings on a shared 2-core machine are noisy: the best of a few runs.
+TIMED_REPEATS = 3
+# A training step costs about three forward passes (forward, and two matmuls
+# of the same size per layer in the backward pass).
+TRAIN_FLOPS_PER_FORWARD = 3
+SWEEP = {
+    "dense": [dict(jit_compile=j, steps_per_execution=s, batch_size=b)
+              for j in (False, True) for s in (1, 16) for b in (128, 512, 2048)],
+    "conv": [dict(jit_compile=j, steps_per_execution=s, batch_size=b)
+             for j in (False, True) for s in (1, 16) for b in (128, 512)],
+}
+
+
+def matmul_gflops(size=MATMUL_SIZE, repeats=MATMUL_REPEATS):
+    """Measured fp32 GFLOP/s of a (size x size) @ (size x size) matmul."""
+    a = tf.random.normal((size, size))
+    b = tf.random.normal((size, size))
+    matmul = tf.function(lambda: tf.linalg.matmul(a, b))
+    matmul().numpy()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        result = matmul()
+    result.numpy()
+    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def dense_forward_flops(model):
+    """FLOPs of one example's forward pass through the Dense layers: sum 2*in*out."""
+    return sum(
+        2 * layer.kernel.shape[0] * layer.kernel.shape[1]
+        for sub in (model.get_layer("encoder"), model.get_layer("decoder"))
+        for layer in sub.layers
+        if isinstance(layer, keras.layers.Dense)
+    )
+
+
+def throughput(config, timed_images=TIMED_IMAGES):
+    """Training images per second of `config`'s model, after compilation."""
+    keras.utils.set_random_seed(config.seed)
+    model = train.build_model(config)
+    rng = np.random.default_rng(config.seed)
+    x = rng.random((timed_images, *datasets.IMAGE_SHAPE), dtype=np.float32)
+    dataset = datasets.autoencoder_dataset(x, config.batch_size).repeat()
+    warmup = max(WARMUP_STEPS, 2 * config.steps_per_execution)
+    model.fit(dataset, steps_per_epoch=warmup, epochs=1, verbose=0)
+    steps = timed_images // config.batch_size
+    best = float("inf")
+    for _ in range(TIMED_REPEATS):
+        start = time.perf_counter()
+        model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
+        best = min(best, time.perf_counter() - start)
+    return steps * config.batch_size / best, model
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--no-sweep", action="store_true", help="presets only")
+    args = parser.parse_args(argv)
+    peak = matmul_gflops()
+    print(f"fp32 matmul {MATMUL_SIZE}x{MATMUL_SIZE}: {peak:.1f} GFLOP/s\n")
+    print("| zoo model | batch | XLA | steps/exec | images/s | GFLOP/s | % of matmul |")
+    print("|---|---|---|---|---|---|---|")
+    for name, (model_name, reg, flags) in configs.ZOO_MODELS.items():
+        config = configs.resolve_config(model_name, reg, **flags)
+        rate, model = throughput(config)
+        flops = ""
+        if model_name == "dense":
+            gflops = TRAIN_FLOPS_PER_FORWARD * dense_forward_flops(model) * rate / 1e9
+            flops = f"{gflops:.1f} | {100 * gflops / peak:.0f}%"
+        print(f"| {name} | {config.batch_size} | {config.jit_compile} | "
+              f"{config.steps_per_execution} | {rate:,.0f} | {flops or '- | -'} |", flush=True)
+    if args.no_sweep:
+        return
+    print("\nSweep (the l1 model of each family):\n")
+    print("| family | batch | XLA | steps/exec | images/s | GFLOP/s | % of matmul |")
+    print("|---|---|---|---|---|---|---|")
+    for family, settings in SWEEP.items():
+        for setting in settings:
+            config = configs.resolve_config(family, "l1", **setting)
+            rate, model = throughput(config)
+            flops = "- | -"
+            if family == "dense":
+                gflops = TRAIN_FLOPS_PER_FORWARD * dense_forward_flops(model) * rate / 1e9
+                flops = f"{gflops:.1f} | {100 * gflops / peak:.0f}%"
+            print(f"| {family} | {config.batch_size} | {config.jit_compile} | "
+                  f"{config.steps_per_execution} | {rate:,.0f} | {flops} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
