@@ -11,7 +11,9 @@ import dataclasses
 import math
 import platform
 import resource
+import shutil
 import sys
+import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
@@ -23,6 +25,7 @@ import regularizers
 from zoo import artifacts
 from zoo import configs
 from zoo import datasets
+from zoo import distribution
 from zoo import monitoring
 
 DEFAULT_OUT = "saved_models"
@@ -83,6 +86,39 @@ def _final_metrics(history):
     return {key: float(values[-1]) for key, values in history.history.items() if values}
 
 
+def _fit(model, config, strategy, train_ds, val_ds, sample, logdir, callbacks):
+    """Runs the training loop that suits `strategy`; returns (history, seconds)."""
+    multi_worker = distribution.is_multi_worker(strategy)
+    all_callbacks = monitoring.training_callbacks(
+        logdir, sample, threshold=config.active_threshold, backup=not multi_worker
+    ) + list(callbacks)
+    start = time.perf_counter()
+    if multi_worker:
+        trainer = distribution.MultiWorkerTrainer(
+            model, strategy, Path(logdir) / monitoring.BACKUP_DIR_NAME
+        )
+        history = trainer.fit(train_ds, val_ds, epochs=config.epochs, callbacks=all_callbacks)
+        trainer.finish()
+    else:
+        history = model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=config.epochs,
+            callbacks=all_callbacks,
+            shuffle=False,  # the tf.data pipeline shuffles, with the seed
+        )
+    return history, time.perf_counter() - start
+
+
+def _export(model, summary, out, name):
+    """Writes NAME.keras, NAME/ (SavedModel) and NAME.json; returns their paths."""
+    return {
+        "keras": str(artifacts.save_keras(model, out / f"{name}.keras")),
+        "saved_model": str(artifacts.export_saved_model(model, out / name)),
+        "json": str(artifacts.write_json(summary, out / f"{name}.json")),
+    }
+
+
 def train(
     config,
     *,
@@ -93,6 +129,8 @@ def train(
     logdir=None,
     dry_run=False,
     callbacks=(),
+    distribute="none",
+    cpu_replicas=None,
 ):
     """Trains the model of `config` on MNIST and exports it.
 
@@ -105,18 +143,33 @@ def train(
         logdir: TensorBoard/CSV/backup folder (default logs/NAME).
         dry_run: fit one batch only; write no logs and export nothing.
         callbacks: extra Keras callbacks, run after the standard ones.
+        distribute: "none", "mirrored" or "multi-worker" (zoo.distribution).
+        cpu_replicas: with "mirrored" on a CPU-only machine, the number of
+            logical CPU devices to mirror over.
 
     Returns:
         The run summary written to NAME.json (with "exports" paths added),
-        or the final metrics of the single batch for a dry run.
+        or the final metrics of the single batch for a dry run. On a
+        non-chief worker the exports and logs go to temporary folders that
+        are removed before returning.
     """
+    # First: logical devices can only be configured before TensorFlow starts.
+    strategy = distribution.make_strategy(distribute, cpu_replicas=cpu_replicas)
+    if strategy.num_replicas_in_sync > 1 and config.steps_per_execution > 1:
+        # Keras 3.15's multi-step train function fails under MirroredStrategy
+        # ("You must feed a value for placeholder tensor"); one step per call works.
+        print(f"note: steps_per_execution={config.steps_per_execution} -> 1 with "
+              f"{strategy.num_replicas_in_sync} replicas", file=sys.stderr)
+        config = dataclasses.replace(config, steps_per_execution=1)
     name = name or config.default_name
     logdir = Path(logdir or Path(DEFAULT_LOG_ROOT) / name)
     keras.utils.set_random_seed(config.seed)
-    model = build_model(config)  # validates the architecture before any I/O
+    with strategy.scope():
+        model = build_model(config)  # validates the architecture before any I/O
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 2):
         raise ValueError(f"Expected `limit` to be an integer >= 2. Received: limit={limit!r}")
-    if not dry_run:
+    chief = distribution.is_chief(strategy)
+    if not dry_run and chief:
         out = artifacts.ensure_writable_dir(out)
         artifacts.ensure_writable_dir(logdir, flag="logdir")
     mnist = datasets.load_mnist(data, limit=limit)
@@ -129,45 +182,43 @@ def train(
         history = model.fit(train_ds.take(1), epochs=1, verbose=2, shuffle=False)
         return _final_metrics(history)
 
-    sample = x_val[: config.diagnostic_sample_size]
-    all_callbacks = monitoring.training_callbacks(
-        logdir, sample, threshold=config.active_threshold
-    ) + list(callbacks)
-    start = time.perf_counter()
-    history = model.fit(
-        train_ds,
-        validation_data=val_ds,
-        epochs=config.epochs,
-        callbacks=all_callbacks,
-        shuffle=False,  # the tf.data pipeline shuffles, with the seed
-    )
-    seconds = time.perf_counter() - start
-    final = _final_metrics(history)
-    if not history.epoch or not all(math.isfinite(v) for v in final.values()):
-        raise TrainingError(
-            f"Training stopped with a non-finite loss (final metrics {final}); "
-            f"nothing was exported. Try a smaller --learning-rate."
+    scratch = None if chief else Path(tempfile.mkdtemp(prefix=f"{name}-worker-"))
+    try:
+        if scratch:  # a non-chief worker writes only to scratch folders
+            out = artifacts.ensure_writable_dir(scratch / "out")
+            logdir = artifacts.ensure_writable_dir(scratch / "logs", flag="logdir")
+        history, seconds = _fit(
+            model, config, strategy, train_ds, val_ds,
+            x_val[: config.diagnostic_sample_size], logdir, callbacks,
         )
-    summary = {
-        "name": name,
-        "config": dataclasses.asdict(config),
-        "data": {"source": mnist.source, "sha256": mnist.sha256, "limit": limit,
-                 "train_images": len(x_train), "validation_images": len(x_val)},
-        "versions": package_versions(),
-        "epochs_completed": history.epoch[-1] + 1,
-        "epochs_this_run": len(history.epoch),
-        "training_seconds_this_run": seconds,
-        "seconds_per_epoch": seconds / len(history.epoch),
-        "parameters": model.count_params(),
-        # ru_maxrss is in KiB on Linux: the peak of this whole process.
-        "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "final_metrics": final,
-    }
-    keras_path = artifacts.save_keras(model, out / f"{name}.keras")
-    saved_model_path = artifacts.export_saved_model(model, out / name)
-    json_path = artifacts.write_json(summary, out / f"{name}.json")
-    summary["exports"] = {"keras": str(keras_path), "saved_model": str(saved_model_path),
-                          "json": str(json_path)}
+        final = _final_metrics(history)
+        if not history.epoch or not all(math.isfinite(v) for v in final.values()):
+            raise TrainingError(
+                f"Training stopped with a non-finite loss (final metrics {final}); "
+                f"nothing was exported. Try a smaller --learning-rate."
+            )
+        summary = {
+            "name": name,
+            "config": dataclasses.asdict(config),
+            "distribute": {"strategy": distribute, "replicas": strategy.num_replicas_in_sync,
+                           "chief": chief},
+            "data": {"source": mnist.source, "sha256": mnist.sha256, "limit": limit,
+                     "train_images": len(x_train), "validation_images": len(x_val)},
+            "versions": package_versions(),
+            "epochs_completed": history.epoch[-1] + 1,
+            "epochs_this_run": len(history.epoch),
+            "training_seconds_this_run": seconds,
+            "seconds_per_epoch": seconds / len(history.epoch),
+            "parameters": model.count_params(),
+            # ru_maxrss is in KiB on Linux: the peak of this whole process.
+            "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "final_metrics": final,
+        }
+        # Every worker exports (saving runs collective ops); only the chief's stays.
+        summary["exports"] = _export(model, summary, Path(out), name)
+    finally:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
     return summary
 
 
@@ -239,6 +290,11 @@ def parse_args(argv=None):
     parser.add_argument("--out", default=DEFAULT_OUT, help="export folder")
     parser.add_argument("--logdir", default=None, help=f"log folder (default: {DEFAULT_LOG_ROOT}/NAME)")
     parser.add_argument("--dry-run", action="store_true", help="fit one batch, write nothing")
+    parser.add_argument("--distribute", choices=distribution.STRATEGIES, default="none",
+                        help="tf.distribute strategy (multi-worker reads TF_CONFIG)")
+    parser.add_argument("--cpu-replicas", type=int, default=None,
+                        help="with --distribute mirrored on a CPU-only machine: logical CPU "
+                             "devices to mirror over")
     return parser.parse_args(argv)
 
 
@@ -253,12 +309,17 @@ def main(argv=None):
         config = configs.resolve_config(args.model, args.reg, **overrides)
         summary = train(
             config, data=args.data, limit=args.limit, name=args.name, out=args.out,
-            logdir=args.logdir, dry_run=args.dry_run,
+            logdir=args.logdir, dry_run=args.dry_run, distribute=args.distribute,
+            cpu_replicas=args.cpu_replicas,
         )
     except (ValueError, OSError, TrainingError) as error:
         # DataError and OutputError are ValueError and OSError.
         sys.exit(f"train.py: error: {error}")
-    if not args.dry_run:
+    if args.dry_run:
+        pass
+    elif not summary["distribute"]["chief"]:
+        print(f"worker {distribution.task_description()} finished; the chief exports")
+    else:
         print(f"exported {', '.join(summary['exports'].values())}")
     return summary
 

@@ -1,6 +1,7 @@
 """Training throughput of the zoo models, and the dense model's GFLOP/s.
 
     python -m benchmarks.speed
+    python -m benchmarks.speed --cpu-replicas 2    # MirroredStrategy, 2 logical CPUs
 
 Prints images/s for each zoo model under its preset, a sweep of the settings
 that matter (XLA, steps_per_execution, batch size), and for the dense models
@@ -16,8 +17,9 @@ import numpy as np
 import tensorflow as tf
 
 import train
-from zoo import configs, datasets
+from zoo import configs, datasets, distribution
 
+REPLICA_MODELS = ("dense-l1", "conv-l1")
 MATMUL_SIZE = 2048
 MATMUL_REPEATS = 20
 WARMUP_STEPS = 20
@@ -58,10 +60,11 @@ def dense_forward_flops(model):
     )
 
 
-def throughput(config, timed_images=TIMED_IMAGES):
+def throughput(config, timed_images=TIMED_IMAGES, strategy=None):
     """Training images per second of `config`'s model, after compilation."""
     keras.utils.set_random_seed(config.seed)
-    model = train.build_model(config)
+    with (strategy or tf.distribute.get_strategy()).scope():
+        model = train.build_model(config)
     rng = np.random.default_rng(config.seed)
     x = rng.random((timed_images, *datasets.IMAGE_SHAPE), dtype=np.float32)
     dataset = datasets.autoencoder_dataset(x, config.batch_size).repeat()
@@ -76,10 +79,26 @@ def throughput(config, timed_images=TIMED_IMAGES):
     return steps * config.batch_size / best, model
 
 
+def replicas_table(replicas, names=REPLICA_MODELS):
+    """Prints images/s of zoo models mirrored over `replicas` logical CPU devices."""
+    strategy = distribution.make_strategy("mirrored", cpu_replicas=replicas)
+    for name in names:
+        model_name, reg, flags = configs.ZOO_MODELS[name]
+        config = configs.resolve_config(model_name, reg, **flags)
+        rate, _ = throughput(config, strategy=strategy)
+        print(f"| {name} | {replicas} | {config.batch_size} | {rate:,.0f} |", flush=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--no-sweep", action="store_true", help="presets only")
+    parser.add_argument("--cpu-replicas", type=int, default=None,
+                        help="only: images/s under MirroredStrategy over N logical CPUs")
     args = parser.parse_args(argv)
+    if args.cpu_replicas:
+        print("| zoo model | CPU replicas | global batch | images/s |\n|---|---|---|---|")
+        replicas_table(args.cpu_replicas)
+        return
     peak = matmul_gflops()
     print(f"fp32 matmul {MATMUL_SIZE}x{MATMUL_SIZE}: {peak:.1f} GFLOP/s\n")
     print("| zoo model | batch | XLA | steps/exec | images/s | GFLOP/s | % of matmul |")

@@ -49,17 +49,23 @@ def write_json(data, path):
     return path
 
 
+def inference_model(model):
+    """An uncompiled model over the same layers: what an export holds."""
+    return keras.Model(model.inputs, model.outputs, name=model.name)
+
+
 def save_keras(model, path):
     """Saves `model` in the .keras format at `path`, atomically.
 
     The optimizer state is left out: the export is for inference and for
     loading elsewhere (a third of the size); resuming uses the training
-    backup instead.
+    backup instead. (`include_optimizer` only applies to legacy .h5 files, so
+    an uncompiled model over the same layers is saved.)
     """
     path = Path(path)
     tmp = _temporary_sibling(path, ".keras")
     try:
-        model.save(tmp, include_optimizer=False)
+        inference_model(model).save(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -74,6 +80,7 @@ def export_saved_model(model, path):
     code. Loadable with `tf.saved_model.load` without any project code.
     """
     path = Path(path)
+    model = inference_model(model)
     encoder = model.get_layer("encoder")
     signature = [tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="images")]
     archive = keras.export.ExportArchive()

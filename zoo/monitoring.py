@@ -58,8 +58,10 @@ class SparsityDiagnostics(keras.callbacks.Callback):
 
     def compute(self):
         """Returns (scalars dict, codes, reconstructions) for the sample."""
-        codes = np.asarray(self.model.get_layer("encoder").predict(self.sample, verbose=0))
-        x_hat = np.asarray(self.model.get_layer("decoder").predict(codes, verbose=0))
+        # Direct calls rather than predict(): the same under every tf.distribute
+        # strategy, and the sample is small.
+        codes = np.asarray(self.model.get_layer("encoder")(self.sample, training=False))
+        x_hat = np.asarray(self.model.get_layer("decoder")(codes, training=False))
         stats = metrics.code_statistics(codes, self.threshold)
         scalars = {
             "val_reconstruction_loss": metrics.binary_cross_entropy(self.sample, x_hat),
@@ -89,17 +91,18 @@ class SparsityDiagnostics(keras.callbacks.Callback):
         self.writer.close()
 
 
-def training_callbacks(logdir, sample, *, threshold=metrics.ACTIVE_THRESHOLD):
+def training_callbacks(logdir, sample, *, threshold=metrics.ACTIVE_THRESHOLD, backup=True):
     """The callbacks of a training run, in the order they must run.
 
     Diagnostics first, so that TensorBoard and CSVLogger see its scalars;
-    BackupAndRestore under `logdir/backup` makes a restarted run resume, and
+    BackupAndRestore under `logdir/backup` (unless `backup` is False, for a
+    loop that keeps its own backups there) makes a restarted run resume, and
     CSVLogger appends to the log of the interrupted run in that case.
     """
     logdir = Path(logdir)
     backup_dir = logdir / BACKUP_DIR_NAME
     resuming = backup_dir.is_dir() and any(backup_dir.iterdir())
-    return [
+    callbacks = [
         SparsityDiagnostics(sample, logdir, threshold),
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.BackupAndRestore(str(backup_dir)),
@@ -107,3 +110,5 @@ def training_callbacks(logdir, sample, *, threshold=metrics.ACTIVE_THRESHOLD):
         # update_freq="epoch": per-batch steps would mix with the epoch axis.
         keras.callbacks.TensorBoard(str(logdir), update_freq="epoch", histogram_freq=0),
     ]
+    return callbacks if backup else [c for c in callbacks
+                                     if not isinstance(c, keras.callbacks.BackupAndRestore)]

@@ -1,0 +1,133 @@
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT, run_python, write_tiny_mnist
+from tests.test_train import COMPARE_IN_FRESH_PROCESS, tiny_args
+from zoo import distribution
+
+MULTI_WORKER_TIMEOUT_S = 300
+
+
+def test_bad_strategy_arguments_are_named(monkeypatch):
+    with pytest.raises(ValueError, match="Received: distribute='horovod'"):
+        distribution.make_strategy("horovod")
+    with pytest.raises(ValueError, match="Received: cpu_replicas=2 with distribute='none'"):
+        distribution.make_strategy("none", cpu_replicas=2)
+    monkeypatch.delenv(distribution.TF_CONFIG_VAR, raising=False)
+    with pytest.raises(ValueError, match="TF_CONFIG"):
+        distribution.make_strategy("multi-worker")
+    with pytest.raises(ValueError, match="Received: cpu_replicas=0"):
+        distribution.split_cpu(0)
+
+
+def test_default_strategy_is_the_chief():
+    strategy = distribution.make_strategy("none")
+    assert strategy.num_replicas_in_sync == 1
+    assert distribution.is_chief(strategy) and not distribution.is_multi_worker(strategy)
+
+
+PENALTIES_UNDER_TWO_REPLICAS = """
+import json, sys
+import keras, numpy as np
+from zoo import distribution
+strategy = distribution.make_strategy("mirrored", cpu_replicas=2)
+import regularizers
+h = np.load(sys.argv[1], allow_pickle=False)["h"]
+result = {"replicas": strategy.num_replicas_in_sync}
+for name, penalty in [("l1", regularizers.L1Sparsity(0.3)), ("kl", regularizers.KLSparsity(0.1, 2.0))]:
+    with strategy.scope():
+        inputs = keras.Input(h.shape[1:])
+        model = keras.Model(inputs, keras.layers.Activation("linear", activity_regularizer=penalty)(inputs))
+        model.compile(keras.optimizers.SGD(0.0), "mse")
+    result[name] = model.evaluate(h, h, batch_size=len(h), verbose=0)
+print(json.dumps(result))
+"""
+
+
+def test_penalties_under_two_replicas_match_numpy(tmp_path, fresh_python):
+    # One global batch of 8, split 4 + 4 across the replicas in order.
+    h = np.random.default_rng(0).uniform(0.02, 0.6, (8, 5)).astype("float32")
+    np.savez(tmp_path / "h.npz", h=h)
+    result = json.loads(fresh_python(PENALTIES_UNDER_TWO_REPLICAS, tmp_path / "h.npz").stdout.splitlines()[-1])
+    assert result["replicas"] == 2
+    # L1: the per-example norm averaged over the global batch, as on one device.
+    np.testing.assert_allclose(result["l1"], 0.3 * np.abs(h).sum(axis=1).mean(), rtol=1e-5)
+
+    def kl(part):
+        q = part.mean(axis=0)
+        return 2.0 * np.sum(0.1 * np.log(0.1 / q) + 0.9 * np.log(0.9 / (1 - q)))
+
+    # KL: rho_hat per replica batch, the replicas' penalties averaged.
+    np.testing.assert_allclose(result["kl"], (kl(h[:4]) + kl(h[4:])) / 2, rtol=1e-5)
+    assert not np.isclose(result["kl"], kl(h), rtol=1e-3)
+
+
+@pytest.mark.slow
+def test_mirrored_on_two_cpu_replicas_trains_and_exports(tmp_path, fresh_python):
+    data = write_tiny_mnist(tmp_path / "mnist.npz")
+    args = tiny_args(tmp_path, data, "conv", "l1", "--distribute", "mirrored", "--cpu-replicas", "2")
+    result = run_python(["train.py", *args])
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = tmp_path / "out"
+    summary = json.loads((out / "conv-l1.json").read_text())
+    assert summary["distribute"] == {"strategy": "mirrored", "replicas": 2, "chief": True}
+    check_exports_load_and_match(tmp_path, out, "conv-l1", fresh_python)
+
+
+def check_exports_load_and_match(tmp_path, out, name, fresh_python):
+    x = np.random.default_rng(0).random((3, 28, 28, 1)).astype("float32")
+    np.savez(tmp_path / "x.npz", x=x)
+    loaded = json.loads(fresh_python(
+        COMPARE_IN_FRESH_PROCESS, out / f"{name}.keras", out / name, tmp_path / "x.npz"
+    ).stdout.strip().splitlines()[-1])
+    assert loaded["reconstruction_diff"] < 1e-5 and loaded["code_diff"] < 1e-5
+
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_two_workers_on_localhost_train_and_the_chief_exports(tmp_path, fresh_python):
+    data = write_tiny_mnist(tmp_path / "mnist.npz")
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    processes = []
+    try:
+        for index in range(2):
+            env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+                   "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+            args = tiny_args(tmp_path, data, "dense", "kl", "--code-activation", "sigmoid",
+                             "--distribute", "multi-worker")
+            processes.append(subprocess.Popen(
+                [sys.executable, "train.py", *args], cwd=ROOT, env=env,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            ))
+        outputs = [process.communicate(timeout=MULTI_WORKER_TIMEOUT_S) for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+    for process, (stdout, stderr) in zip(processes, outputs):
+        assert process.returncode == 0, stderr[-3000:]
+    assert "exported" in outputs[0][0]
+    assert "worker worker-1 finished" in outputs[1][0]
+    out = tmp_path / "out"
+    summary = json.loads((out / "dense-kl.json").read_text())
+    assert summary["distribute"] == {"strategy": "multi-worker", "replicas": 2, "chief": True}
+    assert summary["epochs_completed"] == 1
+    assert sorted(p.name for p in out.iterdir()) == ["dense-kl", "dense-kl.json", "dense-kl.keras"]
+    logs = tmp_path / "logs" / "dense-kl"
+    assert (logs / "training.csv").is_file() and not (logs / "backup").exists()
+    check_exports_load_and_match(tmp_path, out, "dense-kl", fresh_python)
