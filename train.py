@@ -43,14 +43,17 @@ def build_penalty(config):
     return regularizers.get_penalty(config.reg, **kwargs.get(config.reg, {}))
 
 
-def build_model(config, input_shape=datasets.IMAGE_SHAPE):
-    """The autoencoder described by `config`, compiled for training."""
+def build_model(config, input_shape=datasets.IMAGE_SHAPE, name=None):
+    """The autoencoder described by `config`, compiled for training.
+
+    Named `name`, by default `config.default_name` (e.g. "conv-l1").
+    """
     common = dict(
         activation=config.activation,
         code_activation=config.code_activation,
         activity_regularizer=build_penalty(config),
         noise_stddev=config.noise_stddev,
-        name=config.default_name,
+        name=name or config.default_name,
     )
     if config.model == "dense":
         model = models.build_dense_autoencoder(
@@ -155,17 +158,14 @@ def train(
     """
     # First: logical devices can only be configured before TensorFlow starts.
     strategy = distribution.make_strategy(distribute, cpu_replicas=cpu_replicas)
-    if strategy.num_replicas_in_sync > 1 and config.steps_per_execution > 1:
-        # Keras 3.15's multi-step train function fails under MirroredStrategy
-        # ("You must feed a value for placeholder tensor"); one step per call works.
-        print(f"note: steps_per_execution={config.steps_per_execution} -> 1 with "
-              f"{strategy.num_replicas_in_sync} replicas", file=sys.stderr)
-        config = dataclasses.replace(config, steps_per_execution=1)
+    config, notes = distribution.adapt_config(config, strategy)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     name = name or config.default_name
     logdir = Path(logdir or Path(DEFAULT_LOG_ROOT) / name)
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
-        model = build_model(config)  # validates the architecture before any I/O
+        model = build_model(config, name=name)  # validates the architecture before any I/O
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 2):
         raise ValueError(f"Expected `limit` to be an integer >= 2. Received: limit={limit!r}")
     chief = distribution.is_chief(strategy)

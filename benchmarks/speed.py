@@ -85,8 +85,10 @@ def replicas_table(replicas, names=REPLICA_MODELS):
     for name in names:
         model_name, reg, flags = configs.ZOO_MODELS[name]
         config = configs.resolve_config(model_name, reg, **flags)
+        config, _ = distribution.adapt_config(config, strategy)
         rate, _ = throughput(config, strategy=strategy)
-        print(f"| {name} | {replicas} | {config.batch_size} | {rate:,.0f} |", flush=True)
+        print(f"| {name} | {replicas} | {config.batch_size} | {config.jit_compile} "
+              f"| {config.steps_per_execution} | {rate:,.0f} |", flush=True)
 
 
 def main(argv=None):
@@ -96,7 +98,8 @@ def main(argv=None):
                         help="only: images/s under MirroredStrategy over N logical CPUs")
     args = parser.parse_args(argv)
     if args.cpu_replicas:
-        print("| zoo model | CPU replicas | global batch | images/s |\n|---|---|---|---|")
+        print("| zoo model | CPU replicas | global batch | XLA | steps/exec | images/s |\n"
+              "|---|---|---|---|---|---|")
         replicas_table(args.cpu_replicas)
         return
     peak = matmul_gflops()

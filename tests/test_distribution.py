@@ -69,15 +69,20 @@ def test_penalties_under_two_replicas_match_numpy(tmp_path, fresh_python):
 
 
 @pytest.mark.slow
-def test_mirrored_on_two_cpu_replicas_trains_and_exports(tmp_path, fresh_python):
+@pytest.mark.parametrize("model,reg", [("conv", "l1"), ("dense", "kl")])
+def test_mirrored_on_two_cpu_replicas_trains_and_exports(tmp_path, fresh_python, model, reg):
+    # The dense preset asks for XLA and 16 steps per call: both adapted.
     data = write_tiny_mnist(tmp_path / "mnist.npz")
-    args = tiny_args(tmp_path, data, "conv", "l1", "--distribute", "mirrored", "--cpu-replicas", "2")
+    extra = ["--code-activation", "sigmoid"] if reg == "kl" else []
+    args = tiny_args(tmp_path, data, model, reg, *extra, "--distribute", "mirrored", "--cpu-replicas", "2")
     result = run_python(["train.py", *args])
     assert result.returncode == 0, result.stderr[-3000:]
     out = tmp_path / "out"
-    summary = json.loads((out / "conv-l1.json").read_text())
+    name = f"{model}-{reg}"
+    summary = json.loads((out / f"{name}.json").read_text())
     assert summary["distribute"] == {"strategy": "mirrored", "replicas": 2, "chief": True}
-    check_exports_load_and_match(tmp_path, out, "conv-l1", fresh_python)
+    assert summary["config"]["steps_per_execution"] == 1 and summary["config"]["jit_compile"] is False
+    check_exports_load_and_match(tmp_path, out, name, fresh_python)
 
 
 def check_exports_load_and_match(tmp_path, out, name, fresh_python):
@@ -99,26 +104,40 @@ def free_ports(count):
     return ports
 
 
-@pytest.mark.slow
-def test_two_workers_on_localhost_train_and_the_chief_exports(tmp_path, fresh_python):
-    data = write_tiny_mnist(tmp_path / "mnist.npz")
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+def start_workers(args, count=2):
+    """Starts `count` train.py workers of one cluster on free localhost ports."""
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(count)]}
     processes = []
+    for index in range(count):
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        processes.append(subprocess.Popen(
+            [sys.executable, "train.py", *args], cwd=ROOT, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        ))
+    return processes
+
+
+def wait_all(processes, timeout=MULTI_WORKER_TIMEOUT_S):
+    """Waits for every worker (killing all of them on the way out); returns outputs."""
     try:
-        for index in range(2):
-            env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
-                   "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
-            args = tiny_args(tmp_path, data, "dense", "kl", "--code-activation", "sigmoid",
-                             "--distribute", "multi-worker")
-            processes.append(subprocess.Popen(
-                [sys.executable, "train.py", *args], cwd=ROOT, env=env,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            ))
-        outputs = [process.communicate(timeout=MULTI_WORKER_TIMEOUT_S) for process in processes]
+        return [process.communicate(timeout=timeout) for process in processes]
     finally:
         for process in processes:
             process.kill()
             process.wait()
+
+
+def multi_worker_args(tmp_path, data, epochs=1):
+    return tiny_args(tmp_path, data, "dense", "kl", "--code-activation", "sigmoid",
+                     "--distribute", "multi-worker", epochs=epochs)
+
+
+@pytest.mark.slow
+def test_two_workers_on_localhost_train_and_the_chief_exports(tmp_path, fresh_python):
+    data = write_tiny_mnist(tmp_path / "mnist.npz")
+    processes = start_workers(multi_worker_args(tmp_path, data))
+    outputs = wait_all(processes)
     for process, (stdout, stderr) in zip(processes, outputs):
         assert process.returncode == 0, stderr[-3000:]
     assert "exported" in outputs[0][0]
@@ -131,3 +150,31 @@ def test_two_workers_on_localhost_train_and_the_chief_exports(tmp_path, fresh_py
     logs = tmp_path / "logs" / "dense-kl"
     assert (logs / "training.csv").is_file() and not (logs / "backup").exists()
     check_exports_load_and_match(tmp_path, out, "dense-kl", fresh_python)
+
+
+def test_custom_loop_backup_restores_weights_and_epoch(tmp_path, tiny_mnist):
+    # The multi-worker loop, run under the default strategy in one process.
+    import tensorflow as tf
+
+    import train
+    from zoo import configs, datasets
+
+    config = configs.resolve_config("dense", "kl", code_size=4, hidden_units=(16,),
+                                    code_activation="sigmoid", batch_size=16)
+    mnist = datasets.load_mnist(tiny_mnist)
+    train_ds = datasets.autoencoder_dataset(mnist.x_train, 16, shuffle_seed=0)
+    val_ds = datasets.autoencoder_dataset(mnist.x_test, 16)
+    strategy = tf.distribute.get_strategy()
+    model = train.build_model(config)
+    history = distribution.MultiWorkerTrainer(model, strategy, tmp_path).fit(train_ds, val_ds, epochs=2)
+    assert history.epoch == [0, 1] and history.history["val_bce"][1] < history.history["val_bce"][0]
+    weights = [w.copy() for w in model.get_weights()]
+    again = train.build_model(config)
+    trainer = distribution.MultiWorkerTrainer(again, strategy, tmp_path)
+    assert trainer.restore() == 2
+    for restored, saved in zip(again.get_weights(), weights):
+        np.testing.assert_array_equal(restored, saved)
+    history = trainer.fit(train_ds, val_ds, epochs=3)
+    assert history.epoch == [2]
+    trainer.finish()
+    assert not tmp_path.exists()

@@ -9,10 +9,10 @@
 The global batch is what `--batch-size` says; each replica sees its share.
 """
 
+import dataclasses
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import keras
@@ -72,6 +72,27 @@ def make_strategy(kind="none", *, cpu_replicas=None):
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
+def adapt_config(config, strategy):
+    """`config` with the speed settings that work under `strategy`.
+
+    Returns (config, notes). Under several replicas, Keras 3.15's multi-step
+    train function fails under MirroredStrategy ("You must feed a value for
+    placeholder tensor"), so steps_per_execution becomes 1; and XLA cannot
+    compile a step whose variables sit on several logical CPU devices
+    ("Trying to access resource ... located in device CPU:1"), so
+    jit_compile becomes False for CPU replicas.
+    """
+    if strategy.num_replicas_in_sync == 1:
+        return config, []
+    changes = {"steps_per_execution": 1}
+    if any("CPU" in device.upper() for device in strategy.extended.worker_devices):
+        changes["jit_compile"] = False
+    changes = {k: v for k, v in changes.items() if getattr(config, k) != v}
+    notes = [f"{k}={getattr(config, k)} -> {v} with {strategy.num_replicas_in_sync} replicas"
+             for k, v in changes.items()]
+    return dataclasses.replace(config, **changes), notes
+
+
 def is_multi_worker(strategy):
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
@@ -100,10 +121,11 @@ def task_description():
 # pre-build and its log reduction fail: keras-team/keras#20585), so the
 # multi-worker path trains with tf.distribute's own custom-loop API:
 # `experimental_distribute_dataset`, `strategy.run`, `compute_average_loss`,
-# `scale_regularization_loss`, and `tf.train.CheckpointManager` for backups.
+# `scale_regularization_loss`; backups as Keras' BackupAndRestore makes them.
 # It optimises exactly what `fit` optimises under MirroredStrategy.
 
-BACKUP_CHECKPOINTS_KEPT = 1
+BACKUP_WEIGHTS = "backup.weights.h5"
+BACKUP_METADATA = "backup.json"
 
 
 def _per_example_bce(x, x_hat):
@@ -138,27 +160,21 @@ def _distribute(strategy, dataset):
 class MultiWorkerTrainer:
     """Trains a compiled autoencoder under a MultiWorkerMirroredStrategy.
 
-    Every worker must run `fit` with the same arguments. Backups of weights,
-    optimizer and epoch go to `backup_dir` on the chief and to a temporary
-    folder on the other workers (removed after each save); a restarted
-    worker, or cluster, restores the chief's latest backup and resumes after
-    the last finished epoch.
+    Every worker must run `fit` with the same arguments. After each epoch the
+    chief backs up the weights (`Model.save_weights`, as Keras'
+    BackupAndRestore does) and the epoch count in `backup_dir`; a restarted
+    worker, or cluster, loads the chief's last backup and resumes after the
+    last finished epoch.
     """
 
     def __init__(self, model, strategy, backup_dir):
         self.model, self.strategy = model, strategy
         self.chief = is_chief(strategy)
-        # Every worker restores from the chief's folder (on one host, or a
-        # shared filesystem); only the chief's saves land there.
         self.backup_dir = Path(backup_dir)
-        self.write_dir = self.backup_dir if self.chief else Path(tempfile.mkdtemp())
-        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
-        self.checkpoint = tf.train.Checkpoint(
-            model=model, optimizer=model.optimizer, epoch=self.epoch
-        )
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint, str(self.write_dir), max_to_keep=BACKUP_CHECKPOINTS_KEPT
-        )
+        with strategy.scope():
+            # Loading into optimizer slots that do not exist yet would be
+            # deferred into the first distributed step.
+            model.optimizer.build(model.trainable_variables)
         self.train_step = tf.function(self._step_fn(training=True))
         self.test_step = tf.function(self._step_fn(training=False))
 
@@ -202,27 +218,42 @@ class MultiWorkerTrainer:
         callback_list = keras.callbacks.CallbackList(
             [*callbacks, history], model=self.model, epochs=epochs
         )
-        latest = tf.train.latest_checkpoint(str(self.backup_dir))
-        if latest:
-            self.checkpoint.restore(latest)
         callback_list.on_train_begin()
         self.model.stop_training = False
-        for epoch in range(int(self.epoch.numpy()), epochs):
+        for epoch in range(self.restore(), epochs):
             callback_list.on_epoch_begin(epoch)
             logs = self._run_epoch(train_x, self.train_step, "")
             logs.update(self._run_epoch(val_x, self.test_step, "val_"))
             callback_list.on_epoch_end(epoch, logs)
             print(f"epoch {epoch + 1}/{epochs} " + " ".join(f"{k}={v:.4f}" for k, v in logs.items()),
                   flush=True)
-            self.epoch.assign(epoch + 1)
-            self.manager.save()  # every worker: saving runs collective ops
-            if not self.chief:
-                shutil.rmtree(self.write_dir, ignore_errors=True)
+            self._backup(epoch + 1)
             if self.model.stop_training or not all(np.isfinite(list(logs.values()))):
                 break
         callback_list.on_train_end()
         return history
 
+    def _backup(self, epochs_done):
+        """The chief saves weights (Keras format) and the epoch count, atomically."""
+        if not self.chief:
+            return
+        self.backup_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.backup_dir / f".tmp-{BACKUP_WEIGHTS}"
+        self.model.save_weights(tmp)
+        os.replace(tmp, self.backup_dir / BACKUP_WEIGHTS)
+        tmp = self.backup_dir / f".tmp-{BACKUP_METADATA}"
+        tmp.write_text(json.dumps({"epoch": epochs_done}))
+        os.replace(tmp, self.backup_dir / BACKUP_METADATA)
+
+    def restore(self):
+        """Loads the chief's last backup on every worker; returns the epoch to start at."""
+        metadata = self.backup_dir / BACKUP_METADATA
+        if not metadata.is_file():
+            return 0
+        self.model.load_weights(self.backup_dir / BACKUP_WEIGHTS)
+        return json.loads(metadata.read_text())["epoch"]
+
     def finish(self):
-        """Removes this worker's backups once the run has finished and been exported."""
-        shutil.rmtree(self.write_dir, ignore_errors=True)
+        """Removes the backups once the run has finished and been exported."""
+        if self.chief:
+            shutil.rmtree(self.backup_dir, ignore_errors=True)
