@@ -131,7 +131,8 @@ def evaluate(model_path, *, data=None, limit=None, out=None,
     mnist = datasets.load_mnist(data, limit=limit)
     start = time.perf_counter()
     report, codes, x_hat = compute_metrics(model, mnist, threshold=threshold, probe=probe)
-    report.update(model=str(path), data_source=mnist.source, data_sha256=mnist.sha256,
+    report.update(model=str(path), model_sha256=datasets.file_sha256(path),
+                  data_source=mnist.source, data_sha256=mnist.sha256,
                   seconds=time.perf_counter() - start)
     report["verify_subset"] = verify_subset_metrics(model, mnist, threshold=threshold)
     decoder = model.get_layer("decoder")

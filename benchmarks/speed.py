@@ -91,6 +91,20 @@ def replicas_table(replicas, names=REPLICA_MODELS):
               f"| {config.steps_per_execution} | {rate:,.0f} |", flush=True)
 
 
+def print_rows(label, runs, peak):
+    """Measures each (name, config) and prints a Markdown table row for it."""
+    print(f"| {label} | batch | XLA | steps/exec | images/s | GFLOP/s | % of matmul |")
+    print("|---|---|---|---|---|---|---|")
+    for name, config in runs:
+        rate, model = throughput(config)
+        flops = "- | -"
+        if config.model == "dense":
+            gflops = TRAIN_FLOPS_PER_FORWARD * dense_forward_flops(model) * rate / 1e9
+            flops = f"{gflops:.1f} | {100 * gflops / peak:.0f}%"
+        print(f"| {name} | {config.batch_size} | {config.jit_compile} | "
+              f"{config.steps_per_execution} | {rate:,.0f} | {flops} |", flush=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--no-sweep", action="store_true", help="presets only")
@@ -104,33 +118,13 @@ def main(argv=None):
         return
     peak = matmul_gflops()
     print(f"fp32 matmul {MATMUL_SIZE}x{MATMUL_SIZE}: {peak:.1f} GFLOP/s\n")
-    print("| zoo model | batch | XLA | steps/exec | images/s | GFLOP/s | % of matmul |")
-    print("|---|---|---|---|---|---|---|")
-    for name, (model_name, reg, flags) in configs.ZOO_MODELS.items():
-        config = configs.resolve_config(model_name, reg, **flags)
-        rate, model = throughput(config)
-        flops = ""
-        if model_name == "dense":
-            gflops = TRAIN_FLOPS_PER_FORWARD * dense_forward_flops(model) * rate / 1e9
-            flops = f"{gflops:.1f} | {100 * gflops / peak:.0f}%"
-        print(f"| {name} | {config.batch_size} | {config.jit_compile} | "
-              f"{config.steps_per_execution} | {rate:,.0f} | {flops or '- | -'} |", flush=True)
+    print_rows("zoo model", [(name, configs.resolve_config(model, reg, **flags))
+                             for name, (model, reg, flags) in configs.ZOO_MODELS.items()], peak)
     if args.no_sweep:
         return
     print("\nSweep (the l1 model of each family):\n")
-    print("| family | batch | XLA | steps/exec | images/s | GFLOP/s | % of matmul |")
-    print("|---|---|---|---|---|---|---|")
-    for family, settings in SWEEP.items():
-        for setting in settings:
-            config = configs.resolve_config(family, "l1", **setting)
-            rate, model = throughput(config)
-            flops = "- | -"
-            if family == "dense":
-                gflops = TRAIN_FLOPS_PER_FORWARD * dense_forward_flops(model) * rate / 1e9
-                flops = f"{gflops:.1f} | {100 * gflops / peak:.0f}%"
-            print(f"| {family} | {config.batch_size} | {config.jit_compile} | "
-                  f"{config.steps_per_execution} | {rate:,.0f} | {flops} |", flush=True)
-
+    print_rows("family", [(family, configs.resolve_config(family, "l1", **setting))
+                          for family, settings in SWEEP.items() for setting in settings], peak)
 
 if __name__ == "__main__":
     main()

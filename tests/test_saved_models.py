@@ -37,8 +37,11 @@ def mnist_path():
 def test_shipped_model_matches_its_report(name, mnist):
     path = SAVED_MODELS / f"{name}.keras"
     assert path.stat().st_size < MAX_KERAS_FILE_BYTES
-    model = keras.models.load_model(path)  # safe mode
     report = json.loads((SAVED_MODELS / f"{name}.eval.json").read_text())
+    assert report["model_sha256"] == datasets.file_sha256(path), (
+        f"{path} changed since it was evaluated (retrained?): run "
+        f"`python evaluate.py {name}` or `git checkout saved_models/`")
+    model = keras.models.load_model(path)  # safe mode
     again = evaluate.verify_subset_metrics(model, mnist, threshold=report["active_threshold"])
     for key, value in report["verify_subset"].items():
         if isinstance(value, float):
