@@ -214,7 +214,8 @@ def train(
             "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "final_metrics": final,
         }
-        # Every worker exports (saving runs collective ops); only the chief's stays.
+        # Every worker exports, as TensorFlow's multi-worker saving guide has
+        # it; a non-chief's export lands in its scratch folder and is removed.
         summary["exports"] = _export(model, summary, Path(out), name)
     finally:
         if scratch:
@@ -315,12 +316,10 @@ def main(argv=None):
     except (ValueError, OSError, TrainingError) as error:
         # DataError and OutputError are ValueError and OSError.
         sys.exit(f"train.py: error: {error}")
-    if args.dry_run:
-        pass
-    elif not summary["distribute"]["chief"]:
-        print(f"worker {distribution.task_description()} finished; the chief exports")
-    else:
+    if not args.dry_run and summary["distribute"]["chief"]:
         print(f"exported {', '.join(summary['exports'].values())}")
+    elif not args.dry_run:
+        print(f"worker {distribution.task_description()} finished; the chief exports")
     return summary
 
 

@@ -164,7 +164,9 @@ class MultiWorkerTrainer:
     chief backs up the weights (`Model.save_weights`, as Keras'
     BackupAndRestore does) and the epoch count in `backup_dir`; a restarted
     worker, or cluster, loads the chief's last backup and resumes after the
-    last finished epoch.
+    last finished epoch. Known gap: after a kill-and-restart of two workers
+    the resumed loss jumped back near its start (see the README); a restore
+    in one process is exact.
     """
 
     def __init__(self, model, strategy, backup_dir):

@@ -102,13 +102,11 @@ def training_callbacks(logdir, sample, *, threshold=metrics.ACTIVE_THRESHOLD, ba
     logdir = Path(logdir)
     backup_dir = logdir / BACKUP_DIR_NAME
     resuming = backup_dir.is_dir() and any(backup_dir.iterdir())
-    callbacks = [
+    return [
         SparsityDiagnostics(sample, logdir, threshold),
         keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.BackupAndRestore(str(backup_dir)),
+        *([keras.callbacks.BackupAndRestore(str(backup_dir))] if backup else []),
         keras.callbacks.CSVLogger(str(logdir / CSV_NAME), append=resuming),
         # update_freq="epoch": per-batch steps would mix with the epoch axis.
         keras.callbacks.TensorBoard(str(logdir), update_freq="epoch", histogram_freq=0),
     ]
-    return callbacks if backup else [c for c in callbacks
-                                     if not isinstance(c, keras.callbacks.BackupAndRestore)]
