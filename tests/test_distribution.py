@@ -3,6 +3,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -12,6 +13,8 @@ from tests.test_train import COMPARE_IN_FRESH_PROCESS, tiny_args
 from zoo import distribution
 
 MULTI_WORKER_TIMEOUT_S = 300
+RESUME_TRAIN_IMAGES = 960
+RESUME_EPOCHS = 8
 
 
 def test_bad_strategy_arguments_are_named(monkeypatch):
@@ -104,28 +107,39 @@ def free_ports(count):
     return ports
 
 
-def start_workers(args, count=2):
-    """Starts `count` train.py workers of one cluster on free localhost ports."""
+def start_workers(args, logs, count=2):
+    """Starts `count` train.py workers of one cluster on free localhost ports.
+
+    Each worker's stdout and stderr go to files in `logs` (no pipe to fill up).
+    """
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(count)]}
+    logs.mkdir(parents=True, exist_ok=True)
     processes = []
     for index in range(count):
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
                "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
-        processes.append(subprocess.Popen(
-            [sys.executable, "train.py", *args], cwd=ROOT, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        ))
+        with open(logs / f"worker-{index}.out", "w") as out, open(logs / f"worker-{index}.err", "w") as err:
+            processes.append(subprocess.Popen(
+                [sys.executable, "train.py", *args], cwd=ROOT, env=env, stdout=out, stderr=err, text=True,
+            ))
     return processes
 
 
-def wait_all(processes, timeout=MULTI_WORKER_TIMEOUT_S):
-    """Waits for every worker (killing all of them on the way out); returns outputs."""
+def kill_all(processes):
+    for process in processes:
+        process.kill()
+        process.wait()
+
+
+def wait_all(processes, logs, timeout=MULTI_WORKER_TIMEOUT_S):
+    """Waits for every worker (killing all of them on the way out); returns (stdout, stderr) texts."""
     try:
-        return [process.communicate(timeout=timeout) for process in processes]
-    finally:
         for process in processes:
-            process.kill()
-            process.wait()
+            process.wait(timeout=timeout)
+    finally:
+        kill_all(processes)
+    return [((logs / f"worker-{i}.out").read_text(), (logs / f"worker-{i}.err").read_text())
+            for i in range(len(processes))]
 
 
 def multi_worker_args(tmp_path, data, epochs=1):
@@ -136,8 +150,8 @@ def multi_worker_args(tmp_path, data, epochs=1):
 @pytest.mark.slow
 def test_two_workers_on_localhost_train_and_the_chief_exports(tmp_path, fresh_python):
     data = write_tiny_mnist(tmp_path / "mnist.npz")
-    processes = start_workers(multi_worker_args(tmp_path, data))
-    outputs = wait_all(processes)
+    processes = start_workers(multi_worker_args(tmp_path, data), tmp_path / "workers")
+    outputs = wait_all(processes, tmp_path / "workers")
     for process, (stdout, stderr) in zip(processes, outputs):
         assert process.returncode == 0, stderr[-3000:]
     assert "exported" in outputs[0][0]
@@ -150,6 +164,53 @@ def test_two_workers_on_localhost_train_and_the_chief_exports(tmp_path, fresh_py
     logs = tmp_path / "logs" / "dense-kl"
     assert (logs / "training.csv").is_file() and not (logs / "backup").exists()
     check_exports_load_and_match(tmp_path, out, "dense-kl", fresh_python)
+
+
+def epoch_logs(stdout):
+    """{epoch: {metric: value}} from the "epoch N/M k=v ..." lines of a worker."""
+    lines = [line.split() for line in stdout.splitlines() if line.startswith("epoch ")]
+    return {int(words[1].split("/")[0]): {k: float(v) for k, v in (w.split("=") for w in words[2:])}
+            for words in lines}
+
+
+@pytest.mark.slow
+def test_killed_cluster_resumes_from_the_chiefs_backup(tmp_path, fresh_python):
+    # Kill both workers once the chief has backed up epoch 2, restart both:
+    # every worker must resume after the backed-up epoch with the chief's weights.
+    data = write_tiny_mnist(tmp_path / "mnist.npz", num_train=RESUME_TRAIN_IMAGES)
+    args = multi_worker_args(tmp_path, data, epochs=RESUME_EPOCHS)
+    backup = tmp_path / "logs" / "dense-kl" / "backup" / distribution.BACKUP_METADATA
+    processes = start_workers(args, tmp_path / "first")
+    try:
+        deadline = time.monotonic() + MULTI_WORKER_TIMEOUT_S
+        while not (backup.is_file() and json.loads(backup.read_text())["epoch"] >= 2):
+            assert time.monotonic() < deadline and all(p.poll() is None for p in processes), (
+                (tmp_path / "first" / "worker-0.err").read_text()[-3000:]
+            )
+            time.sleep(0.05)
+    finally:
+        kill_all(processes)
+    resumed_after = json.loads(backup.read_text())["epoch"]
+    assert resumed_after < RESUME_EPOCHS
+    before = epoch_logs((tmp_path / "first" / "worker-0.out").read_text())
+
+    processes = start_workers(args, tmp_path / "second")
+    outputs = wait_all(processes, tmp_path / "second")
+    for process, (stdout, stderr) in zip(processes, outputs):
+        assert process.returncode == 0, stderr[-3000:]
+    chief, worker = (epoch_logs(stdout) for stdout, _ in outputs)
+    # Both workers resume at the same epoch and compute the same (all-reduced) losses.
+    assert sorted(chief) == sorted(worker) == list(range(resumed_after + 1, RESUME_EPOCHS + 1))
+    assert chief == worker
+    # The weights came back: the first resumed epoch continues from the backup,
+    # far below where training started.
+    first = chief[resumed_after + 1]["val_loss"]
+    assert first <= before[resumed_after]["val_loss"] * 1.05
+    assert first < before[1]["val_loss"] - 0.5 * (before[1]["val_loss"] - before[resumed_after]["val_loss"])
+    summary = json.loads((tmp_path / "out" / "dense-kl.json").read_text())
+    assert summary["epochs_completed"] == RESUME_EPOCHS
+    assert not backup.parent.exists()
+    check_exports_load_and_match(tmp_path, tmp_path / "out", "dense-kl", fresh_python)
 
 
 def test_custom_loop_backup_restores_weights_and_epoch(tmp_path, tiny_mnist):
@@ -166,15 +227,18 @@ def test_custom_loop_backup_restores_weights_and_epoch(tmp_path, tiny_mnist):
     val_ds = datasets.autoencoder_dataset(mnist.x_test, 16)
     strategy = tf.distribute.get_strategy()
     model = train.build_model(config)
-    history = distribution.MultiWorkerTrainer(model, strategy, tmp_path).fit(train_ds, val_ds, epochs=2)
+    backup_dir = tmp_path / "backup"
+    history = distribution.MultiWorkerTrainer(model, strategy, backup_dir).fit(train_ds, val_ds, epochs=2)
     assert history.epoch == [0, 1] and history.history["val_bce"][1] < history.history["val_bce"][0]
+    # One weights file, named by its epoch, and the metadata that points at it.
+    assert sorted(p.name for p in backup_dir.iterdir()) == ["backup-epoch-2.weights.h5", "backup.json"]
     weights = [w.copy() for w in model.get_weights()]
     again = train.build_model(config)
-    trainer = distribution.MultiWorkerTrainer(again, strategy, tmp_path)
+    trainer = distribution.MultiWorkerTrainer(again, strategy, backup_dir)
     assert trainer.restore() == 2
     for restored, saved in zip(again.get_weights(), weights):
         np.testing.assert_array_equal(restored, saved)
     history = trainer.fit(train_ds, val_ds, epochs=3)
     assert history.epoch == [2]
     trainer.finish()
-    assert not tmp_path.exists()
+    assert not backup_dir.exists()

@@ -124,7 +124,7 @@ def task_description():
 # `scale_regularization_loss`; backups as Keras' BackupAndRestore makes them.
 # It optimises exactly what `fit` optimises under MirroredStrategy.
 
-BACKUP_WEIGHTS = "backup.weights.h5"
+BACKUP_WEIGHTS_PATTERN = "backup-epoch-{epoch}.weights.h5"
 BACKUP_METADATA = "backup.json"
 
 
@@ -161,12 +161,12 @@ class MultiWorkerTrainer:
     """Trains a compiled autoencoder under a MultiWorkerMirroredStrategy.
 
     Every worker must run `fit` with the same arguments. After each epoch the
-    chief backs up the weights (`Model.save_weights`, as Keras'
-    BackupAndRestore does) and the epoch count in `backup_dir`; a restarted
-    worker, or cluster, loads the chief's last backup and resumes after the
-    last finished epoch. Known gap: after a kill-and-restart of two workers
-    the resumed loss jumped back near its start (see the README); a restore
-    in one process is exact.
+    chief backs up the model and optimizer weights (`Model.save_weights`, as
+    Keras' BackupAndRestore does) and the epoch count in `backup_dir`. When a
+    restarted cluster begins `fit`, the chief loads its last backup and every
+    worker then takes the chief's variables and epoch through a collective
+    all-reduce (`sync_from_chief`), so the non-chief workers need no copy of
+    the backup and all replicas resume from identical weights.
     """
 
     def __init__(self, model, strategy, backup_dir):
@@ -236,24 +236,68 @@ class MultiWorkerTrainer:
         return history
 
     def _backup(self, epochs_done):
-        """The chief saves weights (Keras format) and the epoch count, atomically."""
+        """The chief saves the weights, then points the metadata at them.
+
+        The weights file is named by its epoch and the metadata is replaced
+        atomically after it is written, so a kill at any moment leaves a
+        metadata file whose epoch matches the weights it names.
+        """
         if not self.chief:
             return
         self.backup_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.backup_dir / f".tmp-{BACKUP_WEIGHTS}"
-        self.model.save_weights(tmp)
-        os.replace(tmp, self.backup_dir / BACKUP_WEIGHTS)
+        weights = BACKUP_WEIGHTS_PATTERN.format(epoch=epochs_done)
+        self.model.save_weights(self.backup_dir / weights)
         tmp = self.backup_dir / f".tmp-{BACKUP_METADATA}"
-        tmp.write_text(json.dumps({"epoch": epochs_done}))
+        tmp.write_text(json.dumps({"epoch": epochs_done, "weights": weights}))
         os.replace(tmp, self.backup_dir / BACKUP_METADATA)
+        for stale in self.backup_dir.glob(BACKUP_WEIGHTS_PATTERN.format(epoch="*")):
+            if stale.name != weights:
+                stale.unlink()
 
     def restore(self):
-        """Loads the chief's last backup on every worker; returns the epoch to start at."""
+        """Resumes from the chief's last backup; returns the epoch to start at.
+
+        Every worker must call it: the chief loads the backup (if any), then
+        all workers take the chief's variables and epoch (`sync_from_chief`).
+        """
+        epoch = 0
         metadata = self.backup_dir / BACKUP_METADATA
-        if not metadata.is_file():
-            return 0
-        self.model.load_weights(self.backup_dir / BACKUP_WEIGHTS)
-        return json.loads(metadata.read_text())["epoch"]
+        if self.chief and metadata.is_file():
+            backup = json.loads(metadata.read_text())
+            self.model.load_weights(self.backup_dir / backup["weights"])
+            epoch = backup["epoch"]
+        return self.sync_from_chief(epoch)
+
+    def sync_from_chief(self, epoch=0):
+        """Sets every worker's model and optimizer variables to the chief's.
+
+        An all-reduce in which only replica 0 (the chief's first device)
+        contributes, v = sum_r [r == 0] * v_r, so each worker receives the
+        chief's values; `epoch` travels the same way. Returns the chief's epoch.
+        """
+        variables = [*self.model.variables, *self.model.optimizer.variables]
+
+        def chief_values():
+            context = tf.distribute.get_replica_context()
+            is_first = tf.equal(context.replica_id_in_sync_group, 0)
+            values = [tf.convert_to_tensor(v.value) for v in variables]
+            values.append(tf.constant(epoch, tf.int64))
+            values = [tf.where(is_first, v, tf.zeros_like(v)) for v in values]
+            # One all-reduce per dtype (a batched all-reduce packs its values
+            # into one tensor), in the same order on every worker.
+            synced = list(values)
+            for dtype in sorted({v.dtype.name for v in values}):
+                indices = [i for i, v in enumerate(values) if v.dtype.name == dtype]
+                reduced = context.all_reduce("SUM", [values[i] for i in indices])
+                for i, value in zip(indices, reduced):
+                    synced[i] = value
+            return synced
+
+        synced = self.strategy.run(tf.function(chief_values))
+        local = [self.strategy.experimental_local_results(value)[0] for value in synced]
+        for variable, value in zip(variables, local):
+            variable.assign(value)
+        return int(local[-1])
 
     def finish(self):
         """Removes the backups once the run has finished and been exported."""
