@@ -15,6 +15,12 @@ from zoo import distribution
 MULTI_WORKER_TIMEOUT_S = 300
 RESUME_TRAIN_IMAGES = 960
 RESUME_EPOCHS = 8
+KILL_AFTER_BACKED_UP_EPOCH = 2
+POLL_INTERVAL_S = 0.05
+# The first resumed epoch's val_loss may exceed the backed-up epoch's by this factor...
+RESUMED_LOSS_TOLERANCE = 1.05
+# ...and must have kept at least this fraction of the drop from epoch 1 to the backup.
+RESUMED_PROGRESS_KEPT = 0.5
 
 
 def test_bad_strategy_arguments_are_named(monkeypatch):
@@ -175,7 +181,7 @@ def epoch_logs(stdout):
 
 @pytest.mark.slow
 def test_killed_cluster_resumes_from_the_chiefs_backup(tmp_path, fresh_python):
-    # Kill both workers once the chief has backed up epoch 2, restart both:
+    # Kill both workers once the chief has backed up a few epochs, restart both:
     # every worker must resume after the backed-up epoch with the chief's weights.
     data = write_tiny_mnist(tmp_path / "mnist.npz", num_train=RESUME_TRAIN_IMAGES)
     args = multi_worker_args(tmp_path, data, epochs=RESUME_EPOCHS)
@@ -183,11 +189,11 @@ def test_killed_cluster_resumes_from_the_chiefs_backup(tmp_path, fresh_python):
     processes = start_workers(args, tmp_path / "first")
     try:
         deadline = time.monotonic() + MULTI_WORKER_TIMEOUT_S
-        while not (backup.is_file() and json.loads(backup.read_text())["epoch"] >= 2):
+        while not (backup.is_file() and json.loads(backup.read_text())["epoch"] >= KILL_AFTER_BACKED_UP_EPOCH):
             assert time.monotonic() < deadline and all(p.poll() is None for p in processes), (
                 (tmp_path / "first" / "worker-0.err").read_text()[-3000:]
             )
-            time.sleep(0.05)
+            time.sleep(POLL_INTERVAL_S)
     finally:
         kill_all(processes)
     resumed_after = json.loads(backup.read_text())["epoch"]
@@ -205,8 +211,9 @@ def test_killed_cluster_resumes_from_the_chiefs_backup(tmp_path, fresh_python):
     # The weights came back: the first resumed epoch continues from the backup,
     # far below where training started.
     first = chief[resumed_after + 1]["val_loss"]
-    assert first <= before[resumed_after]["val_loss"] * 1.05
-    assert first < before[1]["val_loss"] - 0.5 * (before[1]["val_loss"] - before[resumed_after]["val_loss"])
+    backed_up, start = before[resumed_after]["val_loss"], before[1]["val_loss"]
+    assert first <= backed_up * RESUMED_LOSS_TOLERANCE
+    assert first < start - RESUMED_PROGRESS_KEPT * (start - backed_up)
     summary = json.loads((tmp_path / "out" / "dense-kl.json").read_text())
     assert summary["epochs_completed"] == RESUME_EPOCHS
     assert not backup.parent.exists()
