@@ -1,4 +1,5 @@
 import re
+import shlex
 from pathlib import Path
 
 from tests.conftest import ROOT, run_python
@@ -18,6 +19,15 @@ def test_first_lines_are_the_two_commands():
     assert "python train.py --model conv --reg l1" in block[0]
     assert block[1].endswith("python -m pytest")
     assert README.index("```bash") < 30
+
+
+def test_first_command_leaves_the_shipped_zoo_alone():
+    # Its exports must not replace saved_models/conv-l1, which the test command checks.
+    import train
+
+    first = re.search(r"```bash\n(.*?)```", README, re.S).group(1).splitlines()[0]
+    args = train.parse_args(shlex.split(first.split("python train.py", 1)[1]))
+    assert (ROOT / args.out).resolve() != (ROOT / train.DEFAULT_OUT).resolve()
 
 
 def test_usage_example_runs_as_written(tmp_path):
