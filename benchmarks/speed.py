@@ -16,8 +16,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-import train
-from zoo import configs, datasets, distribution
+import models
+from pipeline import data as datasets
+from pipeline import distribution
+from pipeline import manifest
+from pipeline import training
 
 REPLICA_MODELS = ("dense-l1", "conv-l1")
 MATMUL_SIZE = 2048
@@ -54,7 +57,7 @@ def dense_forward_flops(model):
     """FLOPs of one example's forward pass through the Dense layers: sum 2*in*out."""
     return sum(
         2 * layer.kernel.shape[0] * layer.kernel.shape[1]
-        for sub in (model.get_layer("encoder"), model.get_layer("decoder"))
+        for sub in (model.get_layer(models.ENCODER), model.get_layer(models.DECODER))
         for layer in sub.layers
         if isinstance(layer, keras.layers.Dense)
     )
@@ -64,7 +67,7 @@ def throughput(config, timed_images=TIMED_IMAGES, strategy=None):
     """Training images per second of `config`'s model, after compilation."""
     keras.utils.set_random_seed(config.seed)
     with (strategy or tf.distribute.get_strategy()).scope():
-        model = train.build_model(config)
+        model = training.build_model(config)
     rng = np.random.default_rng(config.seed)
     x = rng.random((timed_images, *datasets.IMAGE_SHAPE), dtype=np.float32)
     dataset = datasets.autoencoder_dataset(x, config.batch_size).repeat()
@@ -83,8 +86,7 @@ def replicas_table(replicas, names=REPLICA_MODELS):
     """Prints images/s of zoo models mirrored over `replicas` logical CPU devices."""
     strategy = distribution.make_strategy("mirrored", cpu_replicas=replicas)
     for name in names:
-        model_name, reg, flags = configs.ZOO_MODELS[name]
-        config = configs.resolve_config(model_name, reg, **flags)
+        config = manifest.config_of(name)
         config, _ = distribution.adapt_config(config, strategy)
         rate, _ = throughput(config, strategy=strategy)
         print(f"| {name} | {replicas} | {config.batch_size} | {config.jit_compile} "
@@ -98,7 +100,7 @@ def print_rows(label, runs, peak):
     for name, config in runs:
         rate, model = throughput(config)
         flops = "- | -"
-        if config.model == "dense":
+        if config.model in ("dense", "dictionary"):
             gflops = TRAIN_FLOPS_PER_FORWARD * dense_forward_flops(model) * rate / 1e9
             flops = f"{gflops:.1f} | {100 * gflops / peak:.0f}%"
         print(f"| {name} | {config.batch_size} | {config.jit_compile} | "
@@ -118,12 +120,11 @@ def main(argv=None):
         return
     peak = matmul_gflops()
     print(f"fp32 matmul {MATMUL_SIZE}x{MATMUL_SIZE}: {peak:.1f} GFLOP/s\n")
-    print_rows("zoo model", [(name, configs.resolve_config(model, reg, **flags))
-                             for name, (model, reg, flags) in configs.ZOO_MODELS.items()], peak)
+    print_rows("zoo model", [(name, manifest.config_of(name)) for name in manifest.ZOO], peak)
     if args.no_sweep:
         return
     print("\nSweep (the l1 model of each family):\n")
-    print_rows("family", [(family, configs.resolve_config(family, "l1", **setting))
+    print_rows("family", [(family, manifest.config_of(f"{family}-l1", **setting))
                           for family, settings in SWEEP.items() for setting in settings], peak)
 
 if __name__ == "__main__":

@@ -4,9 +4,16 @@ import math
 
 import keras
 
+from models.activations import CODE_ACTIVATIONS
+from models.activations import get_code_activation
+
 # Activations whose outputs lie strictly inside (0, 1): the only ones on which
 # a penalty with `requires_unit_interval` (such as KL sparsity) is defined.
 UNIT_INTERVAL_ACTIVATIONS = frozenset({"sigmoid", "softmax"})
+# The names every family gives its parts: model.get_layer(ENCODER), ...
+ENCODER = "encoder"
+DECODER = "decoder"
+CODE_LAYER = "code"
 
 
 def check_positive_int(name, value):
@@ -78,45 +85,107 @@ def activation_name(name, activation):
         ) from error
 
 
-def resolve_activity_regularizer(identifier, code_activation):
-    """Returns the code layer's activity regularizer, checked against its activation.
+def check_code_activation(code_activation):
+    """Returns `code_activation` after checking it names a Keras or code activation.
+
+    A code activation (models.activations, e.g. a TopK layer or "topk" with
+    no arguments) is returned as a layer; a Keras activation as its name.
+    """
+    if isinstance(code_activation, str) and code_activation in CODE_ACTIVATIONS:
+        raise ValueError(
+            f"Expected `code_activation` {code_activation!r} as a layer with its "
+            f"arguments, e.g. {CODE_ACTIVATIONS[code_activation].__name__}(...). "
+            f"Received: code_activation={code_activation!r}"
+        )
+    layer = get_code_activation(code_activation)
+    if layer is not None:
+        return layer
+    try:
+        return activation_name("code_activation", code_activation)
+    except ValueError:
+        raise ValueError(
+            f"Expected `code_activation` to be a Keras activation such as 'relu' or "
+            f"a code activation layer ({sorted(CODE_ACTIVATIONS)}). "
+            f"Received: code_activation={code_activation!r}"
+        ) from None
+
+
+def _is_code_penalty(identifier):
+    return hasattr(identifier, "layer_penalty")
+
+
+def resolve_penalty(identifier, code_activation, *, accepts_code_penalty):
+    """Returns (activity_regularizer, code_penalty) for the code layer.
 
     Args:
-        identifier: a `keras.regularizers.Regularizer` instance, a config dict
-            (`keras.regularizers.serialize`), a registered name such as
-            "sparse_ae_zoo>KLSparsity" or a Keras name such as "l2", or None.
-        code_activation: the activation of the code layer.
+        identifier: a `keras.regularizers.Regularizer` instance, a penalty that
+            needs the layer (one with `layer_penalty`, e.g.
+            `regularizers.Contractive`), a config dict, a registered name
+            such as "sparse_ae_zoo>KLSparsity", a Keras name such as "l2", or None.
+        code_activation: the code's activation (a name or a layer).
+        accepts_code_penalty: whether the family's code layer is a
+            `CodeDense` that can evaluate a layer penalty.
 
     Returns:
-        A regularizer instance, or None.
+        One of the pair is the penalty, the other None (or both None).
 
     Raises:
-        ValueError: the identifier is unknown, or the penalty is only defined
-            for activations in (0, 1) and `code_activation` is not bounded so.
+        ValueError: the identifier is unknown, the family cannot take a layer
+            penalty, or the penalty is only defined for activations in (0, 1)
+            and `code_activation` is not bounded so.
     """
     if isinstance(identifier, str):
         identifier = keras.saving.get_registered_object(identifier) or identifier
         if isinstance(identifier, type):
             identifier = identifier()
-    try:
-        regularizer = keras.regularizers.get(identifier)
-    except (ValueError, TypeError) as error:
-        raise ValueError(
-            "Expected `activity_regularizer` to be a Regularizer, a config dict, "
-            f"a registered name or None. Received: activity_regularizer={identifier!r}"
-        ) from error
-    code_activation = activation_name("code_activation", code_activation)
-    if (
-        getattr(regularizer, "requires_unit_interval", False)
-        and code_activation not in UNIT_INTERVAL_ACTIVATIONS
+    if isinstance(identifier, dict):
+        try:
+            identifier = keras.saving.deserialize_keras_object(identifier)
+        except (ValueError, TypeError) as error:
+            raise ValueError(
+                "Expected `activity_regularizer` to be a Regularizer, a config dict, "
+                f"a registered name or None. Received: activity_regularizer={identifier!r}"
+            ) from error
+    if _is_code_penalty(identifier):
+        activity, code = None, identifier
+        if not accepts_code_penalty:
+            raise ValueError(
+                f"{type(identifier).__name__} needs a dense code layer; expected a "
+                f"dense or dictionary model (or a conv model with `code_units`). "
+                f"Received: a convolutional code"
+            )
+        code.check_activation(
+            code_activation if isinstance(code_activation, str)
+            else code_activation.derivative_activation
+        )
+    else:
+        try:
+            activity, code = keras.regularizers.get(identifier), None
+        except (ValueError, TypeError) as error:
+            raise ValueError(
+                "Expected `activity_regularizer` to be a Regularizer, a config dict, "
+                f"a registered name or None. Received: activity_regularizer={identifier!r}"
+            ) from error
+    penalty = activity or code
+    if getattr(penalty, "requires_unit_interval", False) and not (
+        isinstance(code_activation, str) and code_activation in UNIT_INTERVAL_ACTIVATIONS
     ):
+        shown = code_activation if isinstance(code_activation, str) else type(code_activation).__name__
         raise ValueError(
-            f"{type(regularizer).__name__} is only defined for activations in "
+            f"{type(penalty).__name__} is only defined for activations in "
             f"(0, 1); expected `code_activation` in "
             f"{sorted(UNIT_INTERVAL_ACTIVATIONS)}. "
-            f"Received: code_activation={code_activation!r}"
+            f"Received: code_activation={shown!r}"
         )
-    return regularizer
+    return activity, code
+
+
+def build_halves(input_shape, encoder_layers, decoder_layers):
+    """The named encoder and decoder sub-models (Sequential) of a layer stack."""
+    encoder = keras.Sequential([keras.Input(input_shape), *encoder_layers], name=ENCODER)
+    code_shape = encoder.output_shape[1:]
+    decoder = keras.Sequential([keras.Input(code_shape), *decoder_layers], name=DECODER)
+    return encoder, decoder
 
 
 def assemble_autoencoder(
@@ -138,13 +207,7 @@ def assemble_autoencoder(
     Returns:
         A `keras.Model` with sub-models named "encoder" and "decoder".
     """
-    encoder = keras.Sequential(
-        [keras.Input(input_shape), *encoder_layers], name="encoder"
-    )
-    code_shape = encoder.output_shape[1:]
-    decoder = keras.Sequential(
-        [keras.Input(code_shape), *decoder_layers], name="decoder"
-    )
+    encoder, decoder = build_halves(input_shape, encoder_layers, decoder_layers)
     inputs = keras.Input(input_shape, name="image")
     x = inputs
     if noise_stddev > 0:

@@ -1,18 +1,21 @@
-"""Convolutional autoencoder with a strided encoder and transposed-conv decoder."""
+"""Convolutional autoencoder: a conv encoder, a code map or a dense code, a transposed-conv decoder."""
 
 import math
 
 import keras
 
 from models import _assembly
+from models.layers import CodeDense
 
 DEFAULT_FILTERS = (32, 64)
 # Conv layers only; `input_shape` is (height, width, channels).
 IMAGE_RANK = 3
+# How the encoder halves the resolution: strided convs, or convs + max-pooling.
+DOWNSAMPLING = ("stride", "maxpool")
 
 
 def _downsampled_size(size, strides, num_layers):
-    """Spatial size after `num_layers` "same"-padded convs of stride `strides`."""
+    """Spatial size after `num_layers` "same"-padded downsamplings by `strides`."""
     for _ in range(num_layers):
         size = math.ceil(size / strides)
     return size
@@ -26,11 +29,13 @@ def _crop_to(input_size, code_size, strides, num_layers):
 
 def build_conv_autoencoder(
     input_shape,
-    code_filters,
+    code_size,
     *,
     filters=DEFAULT_FILTERS,
     kernel_size=3,
     strides=2,
+    downsampling="stride",
+    code_units: int | None = None,
     activation="relu",
     code_activation="relu",
     output_activation="sigmoid",
@@ -38,28 +43,39 @@ def build_conv_autoencoder(
     noise_stddev=0.0,
     name="conv_autoencoder",
 ):
-    """Builds a convolutional autoencoder whose code is a feature map.
+    """Builds a convolutional autoencoder whose code is a feature map or a vector.
 
-    Encoder: Conv2D(filters[i], kernel_size, strides, "same", activation) for
-    each i, then the code Conv2D(code_filters, ..., code_activation), so the
-    code has shape (ceil(H / s^L), ceil(W / s^L), code_filters) with
-    L = len(filters) + 1 and s = strides.
-    Decoder: Conv2DTranspose(filters[i], ...) in reverse order, then
-    Conv2DTranspose(channels, ..., output_activation), which gives
-    (h_code * s^L, w_code * s^L); a computed crop restores exactly (H, W).
+    Encoder, with s = strides and L downsamplings:
+    - downsampling="stride": Conv2D(filters[i], kernel_size, s, "same") for
+      each i; then, for a code map, the code Conv2D(code_size, ..., s), so
+      L = len(filters) + 1 and the code is (ceil(H / s^L), ceil(W / s^L), code_size).
+    - downsampling="maxpool": Conv2D(filters[i], kernel_size, 1, "same") +
+      MaxPooling2D(s) for each i (L = len(filters)); a code map is then a
+      Conv2D(code_size, kernel_size, 1, "same").
+    - code_units=N: instead of a code map, Flatten and a dense code of N
+      units (the Keras blog's sparse conv model); the decoder starts with
+      Dense(h * w * filters[-1], activation) and a Reshape.
+    Decoder: Conv2DTranspose layers that mirror the encoder (stride s where it
+    downsampled; "maxpool" models first apply a Conv2D(filters[-1]) at the code
+    resolution, as the blog model does), the last one with `channels` filters
+    and `output_activation`; a computed crop restores exactly (H, W).
 
     Args:
         input_shape: (height, width, channels) of one image.
-        code_filters: number of channels of the code feature map.
+        code_size: channels of the code map (ignored with `code_units`).
         filters: channels of the encoder's hidden conv layers, input side
-            first; the decoder mirrors them. May be empty.
+            first; the decoder mirrors them. May be empty for code maps.
         kernel_size: kernel size of every conv layer.
-        strides: stride of every conv layer (the down/up-sampling factor).
+        strides: the down/up-sampling factor.
+        downsampling: "stride" or "maxpool".
+        code_units: None for a code map, or the units of a dense code.
         activation: activation of the hidden layers.
-        code_activation: activation of the code ("sigmoid" for KL).
+        code_activation: activation of the code ("sigmoid" for KL), or a code
+            activation layer such as `models.activations.TopK(32)`.
         output_activation: activation of the reconstruction.
-        activity_regularizer: penalty on the code map only: an instance, a
-            config dict, a registered name, or None.
+        activity_regularizer: penalty on the code only: an instance, a
+            config dict, a registered name, or None. Penalties that need the
+            code layer (contractive) require `code_units`.
         noise_stddev: standard deviation of Gaussian input noise added in
             training only (a denoising autoencoder when > 0).
         name: model name.
@@ -68,43 +84,86 @@ def build_conv_autoencoder(
         A `keras.Model` with sub-models "encoder" and "decoder".
     """
     input_shape = _assembly.check_input_shape(input_shape, rank=IMAGE_RANK)
-    code_filters = _assembly.check_positive_int("code_filters", code_filters)
+    code_size = _assembly.check_positive_int("code_size", code_size)
     filters = _assembly.check_int_tuple("filters", filters)
     kernel_size = _assembly.check_positive_int("kernel_size", kernel_size)
     strides = _assembly.check_positive_int("strides", strides)
+    if downsampling not in DOWNSAMPLING:
+        raise ValueError(
+            f"Expected `downsampling` in {list(DOWNSAMPLING)}. "
+            f"Received: downsampling={downsampling!r}"
+        )
+    if code_units is not None:
+        code_units = _assembly.check_positive_int("code_units", code_units)
+        if not filters:
+            raise ValueError(
+                "Expected at least one conv layer in `filters` with `code_units`. "
+                f"Received: filters={filters!r}"
+            )
     _assembly.activation_name("activation", activation)
     _assembly.activation_name("output_activation", output_activation)
-    regularizer = _assembly.resolve_activity_regularizer(
-        activity_regularizer, code_activation
+    code_activation = _assembly.check_code_activation(code_activation)
+    regularizer, code_penalty = _assembly.resolve_penalty(
+        activity_regularizer, code_activation, accepts_code_penalty=code_units is not None
     )
     height, width, channels = input_shape
-    num_layers = len(filters) + 1
+    pooled = downsampling == "maxpool"
+    code_map = code_units is None
+    num_down = len(filters) + (code_map and not pooled)
+    conv_strides = 1 if pooled else strides
 
-    def conv(layer_class, units, layer_activation, **kwargs):
+    def conv(layer_class, units, layer_activation, layer_strides=conv_strides, **kwargs):
         return layer_class(
-            units, kernel_size, strides, "same", activation=layer_activation, **kwargs
+            units, kernel_size, layer_strides, "same", activation=layer_activation, **kwargs
         )
 
     # === Encoder ===
-    encoder_layers = [conv(keras.layers.Conv2D, f, activation) for f in filters]
-    encoder_layers.append(
-        conv(
-            keras.layers.Conv2D,
-            code_filters,
-            code_activation,
-            activity_regularizer=regularizer,
-            name="code",
-        )
+    encoder_layers = []
+    for f in filters:
+        encoder_layers.append(conv(keras.layers.Conv2D, f, activation))
+        if pooled:
+            encoder_layers.append(keras.layers.MaxPooling2D(strides, padding="same"))
+    feature_shape = (
+        _downsampled_size(height, strides, num_down),
+        _downsampled_size(width, strides, num_down),
+        filters[-1] if filters else code_size,
     )
+    if code_map:
+        plain = isinstance(code_activation, str)
+        encoder_layers.append(conv(
+            keras.layers.Conv2D, code_size, code_activation if plain else None,
+            activity_regularizer=regularizer if plain else None,
+            name=_assembly.CODE_LAYER,
+        ))
+        if not plain:  # a code activation layer follows the linear conv
+            code_activation.activity_regularizer = keras.regularizers.get(regularizer)
+            encoder_layers.append(code_activation)
+    else:
+        encoder_layers += [
+            keras.layers.Flatten(),
+            CodeDense(code_units, code_activation, code_penalty,
+                      activity_regularizer=regularizer, name=_assembly.CODE_LAYER),
+        ]
     # === Decoder ===
-    decoder_layers = [
-        conv(keras.layers.Conv2DTranspose, f, activation) for f in reversed(filters)
+    decoder_layers = []
+    up_filters = list(reversed(filters))
+    if not code_map:
+        decoder_layers += [
+            keras.layers.Dense(math.prod(feature_shape), activation),
+            keras.layers.Reshape(feature_shape),
+        ]
+        if not pooled:  # the last encoder conv's downsampling is undone by the output layer
+            up_filters = up_filters[1:]
+    if pooled:
+        decoder_layers.append(conv(keras.layers.Conv2D, feature_shape[-1], activation))
+    decoder_layers += [
+        conv(keras.layers.Conv2DTranspose, f, activation, strides) for f in up_filters
     ]
-    decoder_layers.append(
-        conv(keras.layers.Conv2DTranspose, channels, output_activation)
-    )
+    decoder_layers.append(conv(
+        keras.layers.Conv2DTranspose, channels, output_activation, 1 if pooled else strides
+    ))
     crop = tuple(
-        _crop_to(size, _downsampled_size(size, strides, num_layers), strides, num_layers)
+        _crop_to(size, _downsampled_size(size, strides, num_down), strides, num_down)
         for size in (height, width)
     )
     if any(crop[0]) or any(crop[1]):

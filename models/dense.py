@@ -5,6 +5,7 @@ import math
 import keras
 
 from models import _assembly
+from models.layers import CodeDense
 
 DEFAULT_HIDDEN_UNITS = (256, 128)
 
@@ -34,10 +35,13 @@ def build_dense_autoencoder(
         hidden_units: widths of the encoder's hidden layers, input side first;
             the decoder uses them in reverse. May be empty.
         activation: activation of the hidden layers.
-        code_activation: activation of the code layer ("sigmoid" for KL).
+        code_activation: activation of the code layer ("sigmoid" for KL), or
+            a code activation layer such as `models.activations.TopK(32)`.
         output_activation: activation of the reconstruction.
-        activity_regularizer: penalty on the code only: an instance, a config
-            dict, a registered name, or None.
+        activity_regularizer: penalty on the code only: an activity
+            regularizer or a penalty that needs the code layer (e.g.
+            `regularizers.Contractive`), as an instance, a config dict, a
+            registered name, or None.
         noise_stddev: standard deviation of Gaussian input noise added in
             training only (a denoising autoencoder when > 0).
         name: model name.
@@ -50,16 +54,21 @@ def build_dense_autoencoder(
     hidden_units = _assembly.check_int_tuple("hidden_units", hidden_units)
     _assembly.activation_name("activation", activation)
     _assembly.activation_name("output_activation", output_activation)
-    regularizer = _assembly.resolve_activity_regularizer(
-        activity_regularizer, code_activation
+    code_activation = _assembly.check_code_activation(code_activation)
+    regularizer, code_penalty = _assembly.resolve_penalty(
+        activity_regularizer, code_activation, accepts_code_penalty=True
     )
 
     # === Encoder ===
     encoder_layers = [keras.layers.Flatten()]
     encoder_layers += [keras.layers.Dense(units, activation) for units in hidden_units]
     encoder_layers.append(
-        keras.layers.Dense(
-            code_size, code_activation, activity_regularizer=regularizer, name="code"
+        CodeDense(
+            code_size,
+            code_activation,
+            code_penalty,
+            activity_regularizer=regularizer,
+            name=_assembly.CODE_LAYER,
         )
     )
     # === Decoder ===

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import ROOT, run_python, write_tiny_mnist
 from tests.test_train import COMPARE_IN_FRESH_PROCESS, tiny_args
-from zoo import distribution
+from pipeline import distribution
 
 MULTI_WORKER_TIMEOUT_S = 300
 RESUME_TRAIN_IMAGES = 960
@@ -44,7 +44,7 @@ def test_default_strategy_is_the_chief():
 PENALTIES_UNDER_TWO_REPLICAS = """
 import json, sys
 import keras, numpy as np
-from zoo import distribution
+from pipeline import distribution
 strategy = distribution.make_strategy("mirrored", cpu_replicas=2)
 import regularizers
 h = np.load(sys.argv[1], allow_pickle=False)["h"]
@@ -224,8 +224,7 @@ def test_custom_loop_backup_restores_weights_and_epoch(tmp_path, tiny_mnist):
     # The multi-worker loop, run under the default strategy in one process.
     import tensorflow as tf
 
-    import train
-    from zoo import configs, datasets
+    from pipeline import config as configs, data as datasets, training
 
     config = configs.resolve_config("dense", "kl", code_size=4, hidden_units=(16,),
                                     code_activation="sigmoid", batch_size=16)
@@ -233,14 +232,14 @@ def test_custom_loop_backup_restores_weights_and_epoch(tmp_path, tiny_mnist):
     train_ds = datasets.autoencoder_dataset(mnist.x_train, 16, shuffle_seed=0)
     val_ds = datasets.autoencoder_dataset(mnist.x_test, 16)
     strategy = tf.distribute.get_strategy()
-    model = train.build_model(config)
+    model = training.build_model(config)
     backup_dir = tmp_path / "backup"
     history = distribution.MultiWorkerTrainer(model, strategy, backup_dir).fit(train_ds, val_ds, epochs=2)
     assert history.epoch == [0, 1] and history.history["val_bce"][1] < history.history["val_bce"][0]
     # One weights file, named by its epoch, and the metadata that points at it.
     assert sorted(p.name for p in backup_dir.iterdir()) == ["backup-epoch-2.weights.h5", "backup.json"]
     weights = [w.copy() for w in model.get_weights()]
-    again = train.build_model(config)
+    again = training.build_model(config)
     trainer = distribution.MultiWorkerTrainer(again, strategy, backup_dir)
     assert trainer.restore() == 2
     for restored, saved in zip(again.get_weights(), weights):
@@ -249,3 +248,66 @@ def test_custom_loop_backup_restores_weights_and_epoch(tmp_path, tiny_mnist):
     assert history.epoch == [2]
     trainer.finish()
     assert not backup_dir.exists()
+
+
+def test_fit_and_the_multi_worker_loop_optimise_the_same_loss(tmp_path):
+    # One batch through Keras' train step and through the custom loop's, on
+    # twin models with every kind of loss term: contractive penalty and AuxK.
+    import keras
+    import tensorflow as tf
+
+    from pipeline import config as configs, training
+
+    config = configs.resolve_config(
+        "dictionary", "contractive", code_size=32, aux_k=8, dead_after_examples=1,
+        batch_size=16, jit_compile=False, steps_per_execution=1, contractive_weight=0.05)
+    x = np.random.default_rng(0).random((16, 28, 28, 1)).astype("float32")
+    twins = []
+    for _ in range(2):
+        keras.utils.set_random_seed(0)
+        model = training.build_model(config)
+        model.examples_since_fired.assign(np.where(np.arange(32) % 2 == 0, 5.0, 0.0))
+        twins.append(model)
+    fit_model, loop_model = twins
+    fit_loss = fit_model.train_on_batch(x, x, return_dict=True)["loss"]
+    trainer = distribution.MultiWorkerTrainer(loop_model, tf.distribute.get_strategy(), tmp_path / "b")
+    loop_loss = float(trainer.train_step(tf.constant(x)))
+    assert np.isfinite(fit_loss) and loop_loss == pytest.approx(fit_loss, rel=1e-6)
+    for a, b in zip(fit_model.get_weights(), loop_model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # Evaluation too: the loop's test step is Keras' test loss.
+    assert float(trainer.test_step(tf.constant(x))) == pytest.approx(
+        fit_model.evaluate(x, x, batch_size=16, verbose=0, return_dict=True)["loss"], rel=1e-6)
+
+
+def test_terminate_on_nan_stops_the_loop_at_the_bad_batch(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    from pipeline import config as configs, data as datasets, training
+
+    config = configs.resolve_config("dense", "none", code_size=4, hidden_units=(8,),
+                                    batch_size=8, jit_compile=False, steps_per_execution=1)
+    x = np.random.default_rng(0).random((40, 28, 28, 1)).astype("float32")
+    x[20] = np.nan  # in the third batch of 8
+    seen = []
+    recorder = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: seen.append(batch))
+    model = training.build_model(config)
+    trainer = distribution.MultiWorkerTrainer(model, tf.distribute.get_strategy(), tmp_path / "b")
+    history = trainer.fit(datasets.autoencoder_dataset(x, 8), datasets.autoencoder_dataset(x[:8], 8),
+                          epochs=3, callbacks=[keras.callbacks.TerminateOnNaN(), recorder])
+    assert seen == [0, 1, 2] and model.stop_training
+    assert history.epoch == []
+
+
+def test_dry_run_goes_through_the_multi_worker_loop(tmp_path):
+    # A one-worker cluster: the same strategy and loop as a real run.
+    data = write_tiny_mnist(tmp_path / "mnist.npz")
+    (port,) = free_ports(1)
+    env = {distribution.TF_CONFIG_VAR: json.dumps(
+        {"cluster": {"worker": [f"localhost:{port}"]}, "task": {"type": "worker", "index": 0}})}
+    args = tiny_args(tmp_path, data, "dense", "l1", "--distribute", "multi-worker", "--dry-run")
+    result = run_python(["train.py", *args], env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "epoch 1/1" in result.stdout
+    assert not (tmp_path / "out").exists() and not (tmp_path / "logs").exists()

@@ -4,10 +4,11 @@ import keras
 import numpy as np
 import pytest
 
-import evaluate
+import evaluate as evaluate_cli
+from pipeline import evaluation as evaluate
 import models
 from regularizers import KLSparsity
-from zoo import datasets, metrics
+from pipeline import data as datasets, metrics
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -27,7 +28,7 @@ def saved_kl_model(tmp_path):
 
 def test_metrics_match_numpy_on_a_tiny_model(saved_kl_model, tiny_mnist, tmp_path):
     model, path = saved_kl_model
-    report = evaluate.evaluate(path, data=tiny_mnist, out=tmp_path / "report")
+    report = evaluate.evaluate(path, data_path=tiny_mnist, out=tmp_path / "report")
     x = datasets.load_mnist(tiny_mnist).x_test
     codes = np.asarray(model.get_layer("encoder")(x), "float64")
     x_hat = np.asarray(model(x), "float64")
@@ -53,7 +54,7 @@ def test_metrics_match_numpy_on_a_tiny_model(saved_kl_model, tiny_mnist, tmp_pat
 def test_model_found_by_name_and_report_beside_it(saved_kl_model, tiny_mnist):
     _, path = saved_kl_model
     assert evaluate.resolve_model_path("tiny-kl", models_dir=path.parent) == path
-    report = evaluate.evaluate(path, data=tiny_mnist, probe=False)
+    report = evaluate.evaluate(path, data_path=tiny_mnist, probe=False)
     assert "probe_accuracy" not in report
     assert (path.parent / "tiny-kl.eval.json").is_file()
     assert (path.parent / "tiny-kl.features.png").is_file()
@@ -65,7 +66,8 @@ def test_decoder_features_of_a_linear_decoder_are_its_columns():
     )
     decoder = model.get_layer("decoder")
     codes = np.random.default_rng(0).random((20, 4)).astype("float32")
-    features = evaluate.decoder_features(decoder, codes)
+    features, units = evaluate.decoder_features(decoder, codes)
+    assert list(units) == [0, 1, 2, 3]
     kernel = np.asarray(decoder.layers[0].kernel)  # (4, 6)
     bump = codes.max(axis=0) - codes.mean(axis=0)
     np.testing.assert_allclose(features.reshape(4, 6), bump[:, None] * kernel, atol=1e-5)
@@ -74,12 +76,12 @@ def test_decoder_features_of_a_linear_decoder_are_its_columns():
 def test_conv_features_are_one_per_code_channel():
     model = models.build_conv_autoencoder((16, 16, 1), 5, filters=(4,))
     codes = np.random.default_rng(0).random((3, 4, 4, 5)).astype("float32")
-    features = evaluate.decoder_features(model.get_layer("decoder"), codes)
+    features, _ = evaluate.decoder_features(model.get_layer("decoder"), codes)
     assert features.shape == (5, 16, 16, 1)
 
 
 def test_missing_model_is_one_clear_line(tmp_path, tiny_mnist):
     with pytest.raises(SystemExit) as info:
-        evaluate.main([str(tmp_path / "nope.keras"), "--data", str(tiny_mnist)])
+        evaluate_cli.main([str(tmp_path / "nope.keras"), "--data", str(tiny_mnist)])
     assert info.value.code.startswith("evaluate.py: error: Expected `model` to be a .keras file")
     assert "Received: model='" in info.value.code

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from zoo import metrics
+from pipeline import metrics
 
 
 def test_reconstruction_metrics_against_hand_values():

@@ -161,7 +161,7 @@ def test_conv_bad_arguments(kwargs, message):
 LOAD_IN_FRESH_PROCESS = """
 import json, sys
 import keras, numpy as np
-import regularizers  # registers the penalties; nothing else from the project
+import models, regularizers  # register the layers and penalties; nothing else from the project
 path, inputs, outputs = sys.argv[1:4]
 model = keras.models.load_model(path)  # safe mode (the default)
 x = np.load(inputs, allow_pickle=False)["x"]
@@ -189,3 +189,35 @@ def test_saved_model_loads_in_a_fresh_process(family, regularizer, tmp_path, fre
     config = json.loads(result.stdout.strip().splitlines()[-1])
     assert config["registered_name"] == keras.saving.get_registered_name(type(regularizer))
     assert config["config"] == regularizer.get_config()
+
+
+def test_conv_with_a_dense_code_builds_the_keras_blog_model_exactly():
+    # Conv2D(16)+MaxPool, Conv2D(32)+MaxPool, Flatten, Dense(32, relu, l1),
+    # Dense(7*7*32), Reshape, Conv2D(32), Conv2DTranspose(32, s2),
+    # Conv2DTranspose(16, s2), Conv2DTranspose(1): 130,017 parameters.
+    model = models.build_conv_autoencoder(
+        (28, 28, 1), 1, filters=(16, 32), downsampling="maxpool", code_units=32,
+        activity_regularizer=L1Sparsity(1e-4))
+    assert model.count_params() == 130_017
+    shapes = [layer.output.shape[1:] for layer in model.get_layer("encoder").layers]
+    assert shapes == [(28, 28, 16), (14, 14, 16), (14, 14, 32), (7, 7, 32), (1568,), (32,)]
+    shapes = [layer.output.shape[1:] for layer in model.get_layer("decoder").layers]
+    assert shapes == [(1568,), (7, 7, 32), (7, 7, 32), (14, 14, 32), (28, 28, 16), (28, 28, 1)]
+    assert code_layers_with_regularizer(model) == ["encoder/code"]
+
+
+def test_conv_dense_code_with_strides():
+    model = models.build_conv_autoencoder((28, 28, 1), 1, filters=(8, 16), code_units=10)
+    assert model.get_layer("encoder").output_shape == (None, 10)
+    assert model.output_shape == (None, 28, 28, 1)
+
+
+def test_conv_code_map_with_a_code_activation_layer_carries_the_penalty():
+    penalty = L1Sparsity(1e-3)
+    model = models.build_conv_autoencoder((8, 8, 1), 3, filters=(4,),
+                                          code_activation=models.TopK(5),
+                                          activity_regularizer=penalty)
+    x = np.random.default_rng(0).random((2, 8, 8, 1)).astype("float32")
+    codes = np.asarray(model.get_layer("encoder")(x))
+    assert ((codes > 0).reshape(2, -1).sum(axis=1) <= 5).all()
+    assert len(model.get_layer("encoder").losses) == 1

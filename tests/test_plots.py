@@ -1,6 +1,6 @@
 import numpy as np
 
-from zoo import plots
+from pipeline import plots
 
 
 def test_tile_images_places_each_image():

@@ -173,3 +173,37 @@ def test_get_penalty_maps_cli_names_to_sparsity_classes():
     assert type(kl) is KLSparsity and (kl.rho, kl.beta) == (0.1, 3.0)
     with pytest.raises(ValueError, match="Received: reg='l2'"):
         regularizers.get_penalty("l2")
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "relu"])
+def test_contractive_penalty_is_the_squared_frobenius_norm_of_the_jacobian(activation):
+    import models
+
+    penalty = regularizers.Contractive(contractive_weight=0.7)
+    keras.utils.set_random_seed(0)
+    model = models.build_dense_autoencoder(
+        (5,), 7, hidden_units=(), code_activation=activation, activity_regularizer=penalty)
+    encoder = model.get_layer("encoder")
+    x = tf.constant(np.random.default_rng(0).normal(size=(6, 5)).astype("float32"))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        h = encoder(x)
+    jacobian = tape.batch_jacobian(h, x).numpy()  # (N, 7, 5)
+    expected = 0.7 * np.mean(np.sum(jacobian**2, axis=(1, 2)))
+    (loss,) = encoder.losses
+    np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
+    assert regularizers.get_penalty("contractive", contractive_weight=0.7).get_config() == {
+        "contractive_weight": 0.7}
+
+
+def test_contractive_penalty_is_refused_where_it_is_not_defined():
+    import models
+
+    with pytest.raises(ValueError, match="Contractive needs a dense code layer"):
+        models.build_conv_autoencoder((8, 8, 1), 2, filters=(4,),
+                                      activity_regularizer=regularizers.Contractive())
+    with pytest.raises(ValueError, match="Received: code_activation='tanh'"):
+        models.build_dense_autoencoder((4,), 2, code_activation="tanh",
+                                       activity_regularizer=regularizers.Contractive())
+    with pytest.raises(ValueError, match="Received: contractive_weight=-1.0"):
+        regularizers.Contractive(-1.0)

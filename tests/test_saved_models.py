@@ -1,5 +1,6 @@
 """The shipped zoo: every model loads and matches the numbers it ships with."""
 
+import dataclasses
 import json
 
 import keras
@@ -7,11 +8,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import evaluate
+import models  # noqa: F401  (registers the layers)
 import regularizers  # noqa: F401  (registers the penalties)
-from benchmarks import zoo as zoo_benchmark
+from pipeline import data as datasets
+from pipeline import evaluation
+from pipeline import manifest
 from tests.conftest import ROOT
-from zoo import configs, datasets
 
 SAVED_MODELS = ROOT / "saved_models"
 MAX_KERAS_FILE_BYTES = 3_000_000
@@ -33,7 +35,7 @@ def mnist_path():
     return MNIST_PATH
 
 
-@pytest.mark.parametrize("name", list(configs.ZOO_MODELS))
+@pytest.mark.parametrize("name", list(manifest.ZOO))
 def test_shipped_model_matches_its_report(name, mnist):
     path = SAVED_MODELS / f"{name}.keras"
     assert path.stat().st_size < MAX_KERAS_FILE_BYTES
@@ -42,22 +44,22 @@ def test_shipped_model_matches_its_report(name, mnist):
         f"{path} changed since it was evaluated (retrained?): run "
         f"`python evaluate.py {name}` or `git checkout saved_models/`")
     model = keras.models.load_model(path)  # safe mode
-    again = evaluate.verify_subset_metrics(model, mnist, threshold=report["active_threshold"])
+    again = evaluation.verify_subset_metrics(model, mnist, threshold=report["active_threshold"])
     for key, value in report["verify_subset"].items():
         if isinstance(value, float):
             assert again[key] == pytest.approx(value, rel=RELATIVE_TOLERANCE, abs=1e-9), key
     run = json.loads((SAVED_MODELS / f"{name}.json").read_text())
-    model_name, reg, flags = configs.ZOO_MODELS[name]
-    assert (run["config"]["model"], run["config"]["reg"]) == (model_name, reg)
-    expected = configs.resolve_config(model_name, reg, **flags)
-    assert run["config"] == json.loads(json.dumps(expected.__dict__))
+    entry = manifest.ZOO[name]
+    assert (run["config"]["model"], run["config"]["reg"]) == (entry.model, entry.reg)
+    expected = manifest.config_of(name)
+    assert run["config"] == json.loads(json.dumps(dataclasses.asdict(expected)))
     assert run["data"]["limit"] is None and report["test_images"] == 10000
 
 
-@pytest.mark.parametrize("name", list(configs.ZOO_MODELS))
+@pytest.mark.parametrize("name", list(manifest.ZOO))
 def test_shipped_model_meets_its_targets(name):
     report = json.loads((SAVED_MODELS / f"{name}.eval.json").read_text())
-    assert zoo_benchmark.verdict(name, report) in ("yes", "-")
+    assert manifest.verdict(name, report) in ("yes", "-")
 
 
 @pytest.mark.parametrize("name", ["dense-kl", "conv-l1"])

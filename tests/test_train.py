@@ -8,10 +8,17 @@ import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
 import train
+from pipeline import config as config_lib
+from pipeline import manifest
+from pipeline import training
 from tests.conftest import run_python, write_tiny_mnist
 
-# Small architecture and data: every run here takes seconds.
-TINY_ARCHITECTURE = ["--code-size", "4", "--hidden-units", "32", "--filters", "4,8"]
+# Small architectures and data: every run here takes seconds.
+TINY_ARCHITECTURES = {
+    "dense": ["--code-size", "4", "--hidden-units", "32"],
+    "conv": ["--code-size", "4", "--filters", "4,8"],
+    "dictionary": ["--code-size", "48"],
+}
 
 
 def tiny_args(tmp_path, data, model, reg, *extra, epochs=1):
@@ -19,14 +26,14 @@ def tiny_args(tmp_path, data, model, reg, *extra, epochs=1):
     return [
         "--model", model, "--reg", reg, "--data", str(data), "--epochs", str(epochs),
         "--batch-size", "16", "--out", str(tmp_path / "out"),
-        "--logdir", str(tmp_path / "logs" / name), *TINY_ARCHITECTURE, *extra,
+        "--logdir", str(tmp_path / "logs" / name), *TINY_ARCHITECTURES[model], *extra,
     ]
 
 
 COMPARE_IN_FRESH_PROCESS = """
 import json, sys
 import keras, numpy as np, tensorflow as tf
-import regularizers  # registers the penalties; nothing else from the project
+import models, regularizers  # register the layers and penalties; nothing else from the project
 keras_path, saved_model_path, inputs = sys.argv[1:4]
 x = np.load(inputs, allow_pickle=False)["x"]
 model = keras.models.load_model(keras_path)  # safe mode
@@ -67,8 +74,8 @@ def test_trains_and_exports_models_that_load_elsewhere(tmp_path, tiny_mnist, fre
     assert loaded["code_diff"] < 1e-5
     assert loaded["output_shape"] == [3, 28, 28, 1]
     assert "serving_default" in loaded["default_signature"]
-    expected = None if reg == "none" else keras.regularizers.serialize(train.build_penalty(
-        train.configs.resolve_config(model, reg)))
+    expected = None if reg == "none" else keras.regularizers.serialize(config_lib.build_penalty(
+        manifest.config_of(f"{model}-{reg}")))
     if expected is None:
         assert loaded["regularizer"] is None
     else:
@@ -118,14 +125,14 @@ class Interrupt(keras.callbacks.Callback):
 
 def test_interrupted_run_resumes_from_the_last_epoch(tmp_path, tiny_mnist):
     epochs = 3
-    config = train.configs.resolve_config(
-        "dense", "l1", epochs=epochs, batch_size=16, code_size=4, hidden_units=(32,)
+    config = manifest.config_of(
+        "dense-l1", epochs=epochs, batch_size=16, code_size=4, hidden_units=(32,)
     )
-    kwargs = dict(data=tiny_mnist, out=tmp_path / "out", logdir=tmp_path / "logs")
+    kwargs = dict(data_path=tiny_mnist, out=tmp_path / "out", logdir=tmp_path / "logs")
     with pytest.raises(KeyboardInterrupt):
-        train.train(config, callbacks=[Interrupt(at=1)], **kwargs)
+        training.train(config, callbacks=[Interrupt(at=1)], **kwargs)
     assert not (tmp_path / "out" / "dense-l1.keras").exists()
-    summary = train.train(config, **kwargs)
+    summary = training.train(config, **kwargs)
     assert summary["epochs_completed"] == epochs
     assert summary["epochs_this_run"] == epochs - 2
     rows = (tmp_path / "logs" / "training.csv").read_text().splitlines()[1:]
@@ -145,7 +152,8 @@ def test_command_line_in_a_subprocess(tmp_path, tiny_mnist):
     assert "exported" in result.stdout
     assert (tmp_path / "out" / "dense-l1.keras").is_file()
     help_text = run_python(["train.py", "--help"]).stdout
-    for flag in ("--model {dense,conv}", "--reg {none,l1,kl}", "--dry-run", "--seed", "--limit"):
+    for flag in ("--model {dense,conv,dictionary}", "--reg {none,l1,kl,contractive}", "--dry-run",
+                 "--seed", "--limit", "--code-activation", "--k K", "--contractive-weight"):
         assert flag in help_text
     assert "(default: saved_models)" in help_text
 
@@ -185,9 +193,14 @@ def bad_data(tmp_path, kind):
     [
         ({"--model": "rnn"}, "argument --model: invalid choice: 'rnn'"),
         ({"--reg": "l2"}, "argument --reg: invalid choice: 'l2'"),
-        ({"--rho": "1.5"}, "Expected `rho` in (0, 1). Received: rho=1.5"),
+        ({"--rho": "1.5", "--reg": "kl", "--code-activation": "sigmoid"},
+         "Expected `rho` in (0, 1). Received: rho=1.5"),
+        ({"--rho": "0.1"}, "Received: rho=0.1 (an option of reg/kl)"),
+        ({"--filters": "4"}, "Received: filters=(4,) (an option of model/conv)"),
+        ({"--reg": "contractive", "--code-activation": "elu"}, "Received: code_activation='elu'"),
         ({"--l1": "-1"}, "Expected `l1` in [0, inf). Received: l1=-1.0"),
-        ({"--beta": "-2"}, "Expected `beta` in [0, inf). Received: beta=-2.0"),
+        ({"--beta": "-2", "--reg": "kl", "--code-activation": "sigmoid"},
+         "Expected `beta` in [0, inf). Received: beta=-2.0"),
         ({"--epochs": "0"}, "Expected `epochs` to be a positive integer. Received: epochs=0"),
         ({"--batch-size": "0"}, "Expected `batch_size` to be a positive integer. Received: batch_size=0"),
         ({"--epochs": "two"}, "argument --epochs: invalid int value: 'two'"),
@@ -275,7 +288,7 @@ def test_killed_process_resumes_with_the_same_command(tmp_path):
 @pytest.mark.slow
 def test_real_mnist_conv_l1_learns_in_one_epoch(tmp_path, mnist_path):
     # The full training set, one epoch of the zoo's conv-l1 preset.
-    config = train.configs.resolve_config("conv", "l1", epochs=1)
-    summary = train.train(config, data=mnist_path, out=tmp_path / "out", logdir=tmp_path / "logs")
+    config = manifest.config_of("conv-l1", epochs=1)
+    summary = training.train(config, data_path=mnist_path, out=tmp_path / "out", logdir=tmp_path / "logs")
     assert summary["data"]["train_images"] == 55000
     assert summary["final_metrics"]["val_reconstruction_loss"] < 0.1

@@ -13,6 +13,8 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+import models
+
 RECONSTRUCT_ENDPOINT = "serve"  # also "serving_default": the first endpoint
 ENCODE_ENDPOINT = "encode"
 
@@ -50,8 +52,16 @@ def write_json(data, path):
 
 
 def inference_model(model):
-    """An uncompiled model over the same layers: what an export holds."""
-    return keras.Model(model.inputs, model.outputs, name=model.name)
+    """An uncompiled model with the same weights: what an export holds.
+
+    A functional model is rewrapped over the same layers; a subclassed one
+    (the dictionary) is rebuilt from its config and given the weights.
+    """
+    if isinstance(getattr(model, "inputs", None), list):
+        return keras.Model(model.inputs, model.outputs, name=model.name)
+    clone = type(model).from_config(model.get_config())
+    clone.set_weights(model.get_weights())
+    return clone
 
 
 def save_keras(model, path):
@@ -81,8 +91,8 @@ def export_saved_model(model, path):
     """
     path = Path(path)
     model = inference_model(model)
-    encoder = model.get_layer("encoder")
-    signature = [tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="images")]
+    encoder = model.get_layer(models.ENCODER)
+    signature = [tf.TensorSpec((None, *encoder.input_shape[1:]), tf.float32, name="images")]
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(

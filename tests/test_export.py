@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 import models
-from zoo import artifacts
+from pipeline import export
 
 
 def tiny_model():
@@ -14,8 +14,8 @@ def tiny_model():
 
 def test_json_is_written_and_replaced_whole(tmp_path):
     path = tmp_path / "run.json"
-    artifacts.write_json({"a": 1}, path)
-    artifacts.write_json({"b": [1, 2]}, path)
+    export.write_json({"a": 1}, path)
+    export.write_json({"b": [1, 2]}, path)
     assert json.loads(path.read_text()) == {"b": [1, 2]}
     assert [p.name for p in tmp_path.iterdir()] == ["run.json"]
 
@@ -25,7 +25,7 @@ def test_saved_model_has_both_endpoints_and_replaces_the_old(tmp_path):
     path = tmp_path / "export"
     path.mkdir()
     (path / "stale.txt").write_text("from an older export")
-    artifacts.export_saved_model(model, path)
+    export.export_saved_model(model, path)
     assert not (path / "stale.txt").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
     served = tf.saved_model.load(str(path))
@@ -37,7 +37,7 @@ def test_saved_model_has_both_endpoints_and_replaces_the_old(tmp_path):
 def test_failed_export_keeps_the_previous_one(tmp_path, monkeypatch):
     model = tiny_model()
     path = tmp_path / "export"
-    artifacts.export_saved_model(model, path)
+    export.export_saved_model(model, path)
     before = sorted(p.name for p in path.rglob("*"))
 
     def disk_full(obj, export_dir, **kwargs):
@@ -48,7 +48,7 @@ def test_failed_export_keeps_the_previous_one(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tf.saved_model, "save", disk_full)
     with pytest.raises(OSError, match="disk full"):
-        artifacts.export_saved_model(model, path)
+        export.export_saved_model(model, path)
     assert sorted(p.name for p in path.rglob("*")) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
 
@@ -56,7 +56,7 @@ def test_failed_export_keeps_the_previous_one(tmp_path, monkeypatch):
 def test_keras_file_is_replaced_atomically(tmp_path):
     path = tmp_path / "m.keras"
     path.write_bytes(b"old")
-    artifacts.save_keras(tiny_model(), path)
+    export.save_keras(tiny_model(), path)
     assert path.read_bytes()[:2] == b"PK"  # a zip archive now
     assert [p.name for p in tmp_path.iterdir()] == ["m.keras"]
 
@@ -64,5 +64,5 @@ def test_keras_file_is_replaced_atomically(tmp_path):
 def test_unwritable_folder_is_named(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    with pytest.raises(artifacts.OutputError, match=f"Received: out='{blocker}/sub'"):
-        artifacts.ensure_writable_dir(blocker / "sub")
+    with pytest.raises(export.OutputError, match=f"Received: out='{blocker}/sub'"):
+        export.ensure_writable_dir(blocker / "sub")

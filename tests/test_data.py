@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import TINY_TEST_IMAGES, TINY_TRAIN_IMAGES
-from zoo import datasets
-from zoo.datasets import DataError
+from pipeline import data as datasets
+from pipeline.data import DataError
 
 
 def test_loads_float_images_in_unit_range(tiny_mnist):

@@ -2,8 +2,8 @@ import keras
 import numpy as np
 
 import models
-from regularizers import KLSparsity, L1Sparsity
-from zoo import metrics, monitoring
+from regularizers import Contractive, KLSparsity, L1Sparsity
+from pipeline import callbacks as monitoring, metrics
 
 
 def test_diagnostics_split_loss_into_reconstruction_and_penalty(tmp_path):
@@ -30,11 +30,34 @@ def test_diagnostics_split_loss_into_reconstruction_and_penalty(tmp_path):
 
 def test_no_penalty_and_no_rho():
     model = models.build_dense_autoencoder((4,), 2, hidden_units=())
-    assert monitoring.code_penalty(model, np.ones((3, 2), "float32")) == 0.0
+    assert monitoring.code_penalty(model) is None
     assert monitoring.target_rho(model) is None
-    with_l1 = models.build_dense_autoencoder((4,), 2, activity_regularizer=L1Sparsity(0.5))
-    assert monitoring.code_penalty(with_l1, np.ones((3, 2), "float32")) == 1.0
+    l1 = L1Sparsity(0.5)
+    with_l1 = models.build_dense_autoencoder((4,), 2, activity_regularizer=l1)
+    assert monitoring.code_penalty(with_l1) is l1
     assert monitoring.target_rho(with_l1) is None
+    contractive = Contractive(0.1)
+    with_contractive = models.build_dense_autoencoder((4,), 2, activity_regularizer=contractive)
+    assert monitoring.code_penalty(with_contractive) is contractive
+
+
+def test_penalty_scalar_holds_every_penalty_term_and_auxk_its_own(tmp_path):
+    # A contractive dictionary with AuxK: the penalty is the code penalty,
+    # the AuxK loss a term of its own, and the terms add up to Keras' loss.
+    model = models.build_dictionary_autoencoder(
+        (4, 4, 1), 24, activity_regularizer=Contractive(0.3), aux_k=4, dead_after_examples=1)
+    model.examples_since_fired.assign(np.where(np.arange(24) < 12, 5.0, 0.0))
+    model.compile(loss="mean_squared_error")
+    sample = np.random.default_rng(0).random((16, 4, 4, 1)).astype("float32")
+    callback = monitoring.SparsityDiagnostics(sample, tmp_path)
+    callback.set_model(model)
+    scalars, _, _ = callback.compute()
+    assert scalars["val_sparsity_penalty"] > 0 and scalars["val_auxk_loss"] > 0
+    total = model.evaluate(sample, sample, batch_size=len(sample), verbose=0)
+    parts = scalars["val_reconstruction_loss"] + scalars["val_sparsity_penalty"] + scalars["val_auxk_loss"]
+    assert np.isclose(parts, total, rtol=1e-4)
+    assert scalars["val_code_dead_window_fraction"] == 0.5
+    assert 0 <= scalars["val_fvu"]
 
 
 def test_callbacks_in_order_and_csv_appends_only_when_resuming(tmp_path):

@@ -6,43 +6,54 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import metrics
-from zoo import plots
+import models
+from pipeline import metrics
+from pipeline import objective
+from pipeline import plots
 
-GRID_IMAGES = 8
-HISTOGRAM_BUCKETS = 50
+HISTOGRAM_BUCKETS = plots.HISTOGRAM_BINS
 CSV_NAME = "training.csv"
 BACKUP_DIR_NAME = "backup"
 DIAGNOSTICS_RUN = "diagnostics"
+# log10 of a unit's firing frequency when it never fires on the sample.
+NEVER_FIRED_LOG10 = -7.0
 
 
-def code_penalty(model, codes):
-    """The activity penalty that reaches the loss for `codes`, or 0 without one.
-
-    Keras adds `regularizer(codes) / batch_size` to the loss (Keras >= 3.14).
-    """
-    regularizer = model.get_layer("encoder").get_layer("code").activity_regularizer
-    if regularizer is None:
-        return 0.0
-    return float(regularizer(keras.ops.convert_to_tensor(codes))) / len(codes)
+def code_penalty(model):
+    """The penalty object on the model's code (activity or code penalty), or None."""
+    for layer in model.get_layer(models.ENCODER).layers:
+        penalty = getattr(layer, "code_penalty", None) or layer.activity_regularizer
+        if penalty is not None:
+            return penalty
+    return None
 
 
 def target_rho(model):
     """The target mean activation of the code penalty, or None if it has none."""
-    regularizer = model.get_layer("encoder").get_layer("code").activity_regularizer
-    return getattr(regularizer, "rho", None)
+    return getattr(code_penalty(model), "rho", None)
+
+
+def feature_density_log10(codes, threshold):
+    """log10 of each unit's firing frequency over `codes` (NEVER_FIRED_LOG10 if never)."""
+    flat = np.asarray(codes).reshape(len(codes), -1)
+    density = (flat > threshold).mean(axis=0)
+    return np.where(density > 0, np.log10(np.maximum(density, 1e-30)), NEVER_FIRED_LOG10)
 
 
 class SparsityDiagnostics(keras.callbacks.Callback):
     """Per-epoch diagnostics of the code on a fixed validation sample.
 
     Adds to the epoch logs (so Keras' TensorBoard and CSVLogger record them,
-    under the "validation" run as `epoch_<name>`):
-    `val_reconstruction_loss` (mean per-pixel BCE), `val_sparsity_penalty`,
-    `val_code_mean_activation`, `val_code_rho` (for penalties with a target),
-    `val_code_l0` and `val_code_dead_fraction`. Writes to `logdir/diagnostics`
-    a histogram of code activations and an image of inputs above their
-    reconstructions. Place it before TensorBoard and CSVLogger.
+    under the "validation" run as `epoch_<name>`): each named loss term
+    (`val_reconstruction_loss`, `val_sparsity_penalty` holding every penalty
+    term, `val_auxk_loss` for AuxK models), `val_fvu` (1 - explained
+    variance), `val_code_mean_activation`, `val_code_rho` (for penalties
+    with a target), `val_code_l0` and `val_code_dead_fraction` (never above
+    threshold on the sample), and for dictionaries `val_code_dead_window_fraction`
+    (not fired in the last `dead_after_examples` training examples). Writes
+    to `logdir/diagnostics` histograms of code activations and of log10
+    feature density, and an image of inputs above their reconstructions.
+    Place it before TensorBoard and CSVLogger.
 
     Args:
         sample: fixed validation images (N, ...).
@@ -60,16 +71,19 @@ class SparsityDiagnostics(keras.callbacks.Callback):
         """Returns (scalars dict, codes, reconstructions) for the sample."""
         # Direct calls rather than predict(): the same under every tf.distribute
         # strategy, and the sample is small.
-        codes = np.asarray(self.model.get_layer("encoder")(self.sample, training=False))
-        x_hat = np.asarray(self.model.get_layer("decoder")(codes, training=False))
+        terms, x_hat = objective.loss_terms(self.model, self.sample)
+        codes = np.asarray(self.model.get_layer(models.ENCODER)(self.sample, training=False))
         stats = metrics.code_statistics(codes, self.threshold)
-        scalars = {
-            "val_reconstruction_loss": metrics.binary_cross_entropy(self.sample, x_hat),
-            "val_sparsity_penalty": code_penalty(self.model, codes),
+        scalars = {f"val_{name}": value for name, value in terms.items()}
+        scalars.update({
+            "val_fvu": 1 - metrics.explained_variance(self.sample, x_hat),
             "val_code_mean_activation": stats["mean_activation"],
             "val_code_l0": stats["l0"],
             "val_code_dead_fraction": stats["dead_fraction"],
-        }
+        })
+        if hasattr(self.model, "dead_mask"):
+            scalars["val_code_dead_window_fraction"] = float(
+                np.mean(np.asarray(self.model.dead_mask())))
         rho = target_rho(self.model)
         if rho is not None:
             scalars["val_code_rho"] = rho
@@ -80,10 +94,13 @@ class SparsityDiagnostics(keras.callbacks.Callback):
         if logs is not None:
             logs.update(scalars)
         grid = plots.inputs_above_reconstructions(
-            self.sample[:GRID_IMAGES], x_hat[:GRID_IMAGES]
+            self.sample[:plots.GRID_IMAGES], x_hat[:plots.GRID_IMAGES]
         )
         with self.writer.as_default():
             tf.summary.histogram("code_activations", codes, step=epoch, buckets=HISTOGRAM_BUCKETS)
+            tf.summary.histogram("feature_density_log10",
+                                 feature_density_log10(codes, self.threshold),
+                                 step=epoch, buckets=HISTOGRAM_BUCKETS)
             tf.summary.image("inputs_above_reconstructions", grid[None], step=epoch)
         self.writer.flush()
 

@@ -19,6 +19,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pipeline import objective
+
 STRATEGIES = ("none", "mirrored", "multi-worker")
 TF_CONFIG_VAR = "TF_CONFIG"
 
@@ -81,12 +83,17 @@ def adapt_config(config, strategy):
     compile a step whose variables sit on several logical CPU devices
     ("Trying to access resource ... located in device CPU:1"), so
     jit_compile becomes False for CPU replicas.
+
+    Under a multi-worker strategy jit_compile becomes False: the custom
+    loop (MultiWorkerTrainer) does not XLA-compile its collective steps.
     """
-    if strategy.num_replicas_in_sync == 1:
-        return config, []
-    changes = {"steps_per_execution": 1}
-    if any("CPU" in device.upper() for device in strategy.extended.worker_devices):
+    changes = {}
+    if is_multi_worker(strategy):
         changes["jit_compile"] = False
+    if strategy.num_replicas_in_sync > 1:
+        changes["steps_per_execution"] = 1
+        if any("CPU" in device.upper() for device in strategy.extended.worker_devices):
+            changes["jit_compile"] = False
     changes = {k: v for k, v in changes.items() if getattr(config, k) != v}
     notes = [f"{k}={getattr(config, k)} -> {v} with {strategy.num_replicas_in_sync} replicas"
              for k, v in changes.items()]
@@ -128,27 +135,15 @@ BACKUP_WEIGHTS_PATTERN = "backup-epoch-{epoch}.weights.h5"
 BACKUP_METADATA = "backup.json"
 
 
-def _per_example_bce(x, x_hat):
-    """Mean per-pixel binary cross-entropy of each example, shape (N,)."""
-    per_pixel = keras.losses.binary_crossentropy(x, x_hat)  # (N, ...) without the last axis
-    return keras.ops.mean(keras.ops.reshape(per_pixel, (keras.ops.shape(x)[0], -1)), axis=1)
+def _replica_loss(model, x, training):
+    """(loss, x_hat) of one replica: the objective `fit` uses (`Model.compute_loss`).
 
-
-def _per_example_mse(x, x_hat):
-    return keras.ops.mean(keras.ops.reshape((x - x_hat) ** 2, (keras.ops.shape(x)[0], -1)), axis=1)
-
-
-def _replica_losses(model, x, training):
-    """(total, reconstruction, penalty, mse) of one replica, scaled for a sum over replicas.
-
-    reconstruction = sum_i bce_i / global_batch; penalty = sum(model.losses) / replicas,
-    as Keras' `fit` scales them under a strategy.
+    compute_loss adds `model.losses` to the compiled reconstruction loss and
+    divides by the number of replicas, as `fit` does under a strategy, so the
+    sum over replicas is the loss of the global batch.
     """
     x_hat = model(x, training=training)
-    reconstruction = tf.nn.compute_average_loss(_per_example_bce(x, x_hat))
-    mse = tf.nn.compute_average_loss(_per_example_mse(x, x_hat))
-    penalty = tf.nn.scale_regularization_loss(tf.add_n(model.losses)) if model.losses else 0.0
-    return reconstruction + penalty, reconstruction, penalty, mse
+    return model.compute_loss(x=x, y=x, y_pred=x_hat, training=training), x_hat
 
 
 def _distribute(strategy, dataset):
@@ -177,6 +172,8 @@ class MultiWorkerTrainer:
             # Loading into optimizer slots that do not exist yet would be
             # deferred into the first distributed step.
             model.optimizer.build(model.trainable_variables)
+            # The same metrics `fit` reports (objective.reconstruction_metrics).
+            self.metrics = objective.reconstruction_metrics()
         self.train_step = tf.function(self._step_fn(training=True))
         self.test_step = tf.function(self._step_fn(training=False))
 
@@ -185,26 +182,37 @@ class MultiWorkerTrainer:
 
         def replica_step(x):
             if not training:
-                return _replica_losses(model, x, training=False)
-            with tf.GradientTape() as tape:
-                losses = _replica_losses(model, x, training=True)
-            gradients = tape.gradient(losses[0], model.trainable_variables)
-            model.optimizer.apply_gradients(zip(gradients, model.trainable_variables))
-            return losses
+                loss, x_hat = _replica_loss(model, x, training=False)
+            else:
+                with tf.GradientTape() as tape:
+                    loss, x_hat = _replica_loss(model, x, training=True)
+                gradients = tape.gradient(loss, model.trainable_variables)
+                model.optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+            for metric in self.metrics:  # sync-on-read variables
+                metric.update_state(x, x_hat)
+            return loss
 
         def step(x):
-            per_replica = strategy.run(replica_step, args=(x,))
-            return [strategy.reduce("SUM", value, axis=None) for value in per_replica]
+            return strategy.reduce("SUM", strategy.run(replica_step, args=(x,)), axis=None)
 
         return step
 
-    def _run_epoch(self, dataset, step, prefix):
-        totals, batches = np.zeros(4), 0
+    def _run_epoch(self, dataset, step, prefix, callback_list=None):
+        """Runs one pass; returns its logs, or None if a callback stopped it."""
+        for metric in self.metrics:
+            metric.reset_state()
+        total, batches = 0.0, 0
         for x in dataset:
-            totals += np.array([float(value) for value in step(x)])
-            batches += 1
-        loss, bce, penalty, mse = totals / max(batches, 1)
-        return {f"{prefix}loss": loss, f"{prefix}bce": bce, f"{prefix}mse": mse}
+            loss = float(step(x))
+            total, batches = total + loss, batches + 1
+            if callback_list is not None:
+                # Per batch, as fit calls them (TerminateOnNaN stops here).
+                callback_list.on_train_batch_end(batches - 1, {"loss": loss})
+                if self.model.stop_training:
+                    return None
+        logs = {f"{prefix}loss": total / max(batches, 1)}
+        logs.update({f"{prefix}{m.name}": float(m.result()) for m in self.metrics})
+        return logs
 
     def fit(self, train_ds, val_ds, *, epochs, callbacks=()):
         """Trains up to `epochs` and returns a `keras.callbacks.History`.
@@ -212,7 +220,8 @@ class MultiWorkerTrainer:
         Args:
             train_ds, val_ds: tf.data datasets of `(x, x)` batches of the global size.
             epochs: the total number of epochs, counting those of a resumed run.
-            callbacks: Keras callbacks (epoch-level hooks only).
+            callbacks: Keras callbacks: epoch hooks, and `on_train_batch_end`
+                with the batch loss (so TerminateOnNaN stops at the bad batch).
         """
         train_x = _distribute(self.strategy, train_ds.map(lambda x, _: x))
         val_x = _distribute(self.strategy, val_ds.map(lambda x, _: x))
@@ -224,7 +233,9 @@ class MultiWorkerTrainer:
         self.model.stop_training = False
         for epoch in range(self.restore(), epochs):
             callback_list.on_epoch_begin(epoch)
-            logs = self._run_epoch(train_x, self.train_step, "")
+            logs = self._run_epoch(train_x, self.train_step, "", callback_list)
+            if logs is None:
+                break
             logs.update(self._run_epoch(val_x, self.test_step, "val_"))
             callback_list.on_epoch_end(epoch, logs)
             print(f"epoch {epoch + 1}/{epochs} " + " ".join(f"{k}={v:.4f}" for k, v in logs.items()),

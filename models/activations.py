@@ -1,0 +1,256 @@
+"""Code activations that take parameters, as registered Keras layers.
+
+Each acts on every unit of an example's code (all axes but the batch axis),
+keeps the values it selects unchanged and zeros the rest, so the gradient
+flows through the kept units only. A name in `CODE_ACTIVATIONS` can be given
+wherever a builder takes `code_activation`; its constructor arguments are
+`train.py` flags (`--k`, ...).
+"""
+
+import math
+
+import keras
+from keras import ops
+
+SERIALIZATION_PACKAGE = "sparse_ae_zoo"
+# BatchTopK: weight of the old value in the running inference threshold.
+THRESHOLD_MOMENTUM = 0.99
+
+
+def _check_int(name, value, low=1):
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(
+            f"Expected `{name}` to be an integer >= {low}. Received: {name}={value!r}"
+        )
+    return value
+
+
+def _check_fraction(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ValueError(f"Expected `{name}` in (0, 1]. Received: {name}={value!r}")
+    return float(value)
+
+
+def _flat(x):
+    """(N, units) view of a code of any rank."""
+    return ops.reshape(x, (ops.shape(x)[0], -1))
+
+
+def _keep(x, mask):
+    """x where mask, else 0, in x's shape (mask over the flat code)."""
+    return ops.reshape(ops.where(mask, _flat(x), ops.zeros_like(_flat(x))), ops.shape(x))
+
+
+class _CodeActivation(keras.layers.Layer):
+    """Base: a parameterised activation; `positive` applies ReLU to the kept units."""
+
+    # The derivative of the kept units, for penalties that need it (contractive).
+    derivative_activation = "relu"
+
+    def __init__(self, positive=True, **kwargs):
+        super().__init__(**kwargs)
+        self.positive = bool(positive)
+
+    def _rectify(self, x):
+        return ops.relu(x) if self.positive else x
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "positive": self.positive}
+
+
+@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+class TopK(_CodeActivation):
+    """Keeps the k largest activations of each example and zeros the rest.
+
+        h = relu(topk_k(z))        (Gao et al. 2024; Makhzani & Frey 2014)
+
+    with exactly k kept units per example (ties broken by position); with
+    `positive=False` the kept values are z itself, so an example has exactly
+    k non-zeros.
+
+    Arguments:
+        k: int >= 1, the units kept per example after the schedule.
+        initial_k: int >= k or None. With `schedule_examples` > 0, k falls
+            linearly from `initial_k` to `k` over the first
+            `schedule_examples` training examples (the k-sparse
+            autoencoder's schedule); the count is a layer weight, so it
+            survives a backup and restore.
+        schedule_examples: int >= 0, the length of that schedule.
+        encode_multiplier: float >= 1; at inference keep
+            round(encode_multiplier * k) units (the k-sparse autoencoder's
+            "alpha k" encoding, Makhzani & Frey 2014).
+        positive: apply ReLU to the kept units.
+    """
+
+    def __init__(self, k=32, initial_k: int | None = None, schedule_examples=0, encode_multiplier=1.0,
+                 positive=True, **kwargs):
+        super().__init__(positive=positive, **kwargs)
+        self.k = _check_int("k", k)
+        self.initial_k = _check_int("initial_k", k if initial_k is None else initial_k, low=k)
+        self.schedule_examples = _check_int("schedule_examples", schedule_examples, low=0)
+        if (isinstance(encode_multiplier, bool) or not isinstance(encode_multiplier, (int, float))
+                or not math.isfinite(encode_multiplier) or encode_multiplier < 1):
+            raise ValueError(
+                "Expected `encode_multiplier` to be a number >= 1. "
+                f"Received: encode_multiplier={encode_multiplier!r}"
+            )
+        self.encode_multiplier = float(encode_multiplier)
+
+    def build(self, input_shape):
+        units = math.prod(input_shape[1:])
+        if max(self.initial_k, self.inference_k) > units:
+            raise ValueError(
+                f"Expected `k` (and `initial_k`, `encode_multiplier * k`) <= the {units} "
+                f"code units. Received: k={self.k}, initial_k={self.initial_k}, "
+                f"encode_multiplier={self.encode_multiplier}"
+            )
+        self.examples_seen = self.add_weight(
+            shape=(), initializer="zeros", trainable=False, name="examples_seen"
+        )
+
+    @property
+    def inference_k(self):
+        return round(self.encode_multiplier * self.k)
+
+    def current_k(self):
+        """The k of the schedule now (a float tensor)."""
+        if not self.schedule_examples or self.initial_k == self.k:
+            return ops.convert_to_tensor(float(self.k))
+        progress = ops.minimum(self.examples_seen / self.schedule_examples, 1.0)
+        return ops.round(self.initial_k - (self.initial_k - self.k) * progress)
+
+    def call(self, x, training=False):
+        flat = _flat(x)
+        if training:
+            k_max, k_now = self.initial_k, self.current_k()
+            self.examples_seen.assign_add(ops.cast(ops.shape(x)[0], self.examples_seen.dtype))
+        else:
+            k_max = self.inference_k
+            k_now = ops.convert_to_tensor(float(k_max))
+        _, indices = ops.top_k(flat, k_max)
+        # Ranks 0..k_now-1 of the k_max largest are kept (the schedule).
+        keep = ops.cast(ops.arange(k_max) < ops.cast(k_now, "int32"), flat.dtype)
+        rows = ops.repeat(ops.arange(ops.shape(flat)[0])[:, None], k_max, axis=1)
+        mask = ops.scatter(
+            ops.stack([ops.reshape(rows, (-1,)), ops.reshape(indices, (-1,))], axis=1),
+            ops.reshape(ops.broadcast_to(keep, ops.shape(indices)), (-1,)),
+            ops.shape(flat),
+        )
+        return ops.reshape(self._rectify(flat * ops.cast(mask, flat.dtype)), ops.shape(x))
+
+    def get_config(self):
+        return {**super().get_config(), "k": self.k, "initial_k": self.initial_k,
+                "schedule_examples": self.schedule_examples,
+                "encode_multiplier": self.encode_multiplier}
+
+
+@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+class BatchTopK(_CodeActivation):
+    """Keeps the k * B largest activations of a batch of B examples (Bussmann et al. 2024).
+
+    Training: h = z where z >= t_batch, else 0, with t_batch the (k*B)-th
+    largest value of the batch, so the mean L0 over the batch is k (up to ties).
+    Inference: h = z where z > t, else 0, with t a running average of t_batch
+    (t <- m t + (1 - m) t_batch, m = THRESHOLD_MOMENTUM), a layer weight, so
+    an exported model is batch-independent.
+
+    Arguments:
+        k: int >= 1, the mean number of units kept per example.
+        positive: apply ReLU to the kept units.
+    """
+
+    def __init__(self, k=32, positive=True, **kwargs):
+        super().__init__(positive=positive, **kwargs)
+        self.k = _check_int("k", k)
+
+    def build(self, input_shape):
+        units = math.prod(input_shape[1:])
+        if self.k > units:
+            raise ValueError(
+                f"Expected `k` <= the {units} code units. Received: k={self.k}"
+            )
+        self.threshold = self.add_weight(
+            shape=(), initializer="zeros", trainable=False, name="threshold"
+        )
+        self.batches_seen = self.add_weight(
+            shape=(), initializer="zeros", trainable=False, name="batches_seen"
+        )
+
+    def call(self, x, training=False):
+        flat = _flat(x)
+        if not training:
+            return self._rectify(_keep(x, flat > ops.cast(self.threshold, flat.dtype)))
+        batch = ops.shape(flat)[0]
+        values, _ = ops.top_k(ops.reshape(flat, (-1,)), self.k * batch)
+        batch_threshold = values[-1]
+        # The first batch sets the threshold; later ones move it slowly.
+        momentum = ops.where(self.batches_seen > 0, THRESHOLD_MOMENTUM, 0.0)
+        new = momentum * self.threshold + (1 - momentum) * ops.cast(
+            ops.maximum(batch_threshold, 0.0) if self.positive else batch_threshold, "float32")
+        self.threshold.assign(ops.cast(new, self.threshold.dtype))
+        self.batches_seen.assign_add(1.0)
+        return self._rectify(_keep(x, flat >= batch_threshold))
+
+    def get_config(self):
+        return {**super().get_config(), "k": self.k}
+
+
+@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+class LifetimeWTA(_CodeActivation):
+    """Lifetime winner-take-all (Makhzani & Frey 2015, FC-WTA).
+
+    Training: h = relu(z), then each unit keeps only its ceil(p * B) largest
+    activations across the batch of B examples and is zero elsewhere, so every
+    unit fires on a fraction p of the examples. Inference: h = relu(z).
+
+    Arguments:
+        lifetime_sparsity: float p in (0, 1], the fraction of a batch on
+            which each unit is kept.
+        positive: apply ReLU to the kept units.
+    """
+
+    def __init__(self, lifetime_sparsity=0.05, positive=True, **kwargs):
+        super().__init__(positive=positive, **kwargs)
+        self.lifetime_sparsity = _check_fraction("lifetime_sparsity", lifetime_sparsity)
+
+    def call(self, x, training=False):
+        flat = self._rectify(_flat(x))
+        if not training:
+            return ops.reshape(flat, ops.shape(x))
+        batch = ops.shape(flat)[0]
+        keep = ops.cast(ops.ceil(self.lifetime_sparsity * ops.cast(batch, "float32")), "int32")
+        # Each unit's keep-th largest value over the batch.
+        ordered = ops.sort(flat, axis=0)
+        thresholds = ops.take(ordered, batch - ops.maximum(keep, 1), axis=0)
+        kept = ops.where(flat >= thresholds[None, :], flat, ops.zeros_like(flat))
+        return ops.reshape(kept, ops.shape(x))
+
+    def get_config(self):
+        return {**super().get_config(), "lifetime_sparsity": self.lifetime_sparsity}
+
+
+# Name on the command line -> layer class.
+CODE_ACTIVATIONS = {
+    "topk": TopK,
+    "batchtopk": BatchTopK,
+    "wta": LifetimeWTA,
+}
+
+
+def get_code_activation(identifier, **kwargs):
+    """A code activation layer (a CODE_ACTIVATIONS name + its arguments), or None.
+
+    Returns None for a plain Keras activation name such as "relu" (the code
+    layer applies it itself); a layer instance or config dict is returned
+    deserialised.
+    """
+    if isinstance(identifier, keras.layers.Layer):
+        return identifier
+    if isinstance(identifier, dict):
+        return keras.saving.deserialize_keras_object(identifier)
+    if identifier in CODE_ACTIVATIONS:
+        return CODE_ACTIVATIONS[identifier](**kwargs)
+    return None

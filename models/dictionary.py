@@ -1,0 +1,228 @@
+"""Sparse dictionary: one overcomplete hidden layer with the TopK-SAE refinements.
+
+    h     = act(W_enc (x - b_pre) + b_enc)          (the code, N units, N > D allowed)
+    x_hat = out(W_dec h + b_dec)
+
+(Gao et al. 2024, "Scaling and evaluating sparse autoencoders"): b_pre and
+b_dec start at the data mean (`initialize_from_data`); W_enc starts as W_dec
+transposed; each latent's decoder vector (a row of W_dec's (N, D) kernel) is
+kept at unit norm after every optimizer step (a `UnitNorm` constraint). Gao
+et al. tie b_pre and b_dec into one vector; here they are separate weights of
+the encoder and decoder sub-models (so that each loads and serves on its own)
+with the same starting value.
+
+Dead-latent revival (AuxK): with `aux_k` > 0 the model counts, per latent,
+the training examples since it last fired (a weight, so it survives
+BackupAndRestore); a latent is dead after `dead_after_examples`. The
+auxiliary loss asks the top `aux_k` dead latents to reconstruct the residual
+e = x - x_hat (held constant):
+
+    e_hat  = W_dec^T topk_aux(relu(z_dead))
+    L_aux  = aux_coefficient * mean_n ||e_n - e_hat_n||^2 / ||e_n||^2
+
+and is 0 while no latent is dead. Its gradient reaches only the dead latents'
+encoder weights (and their decoder rows).
+"""
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from models import _assembly
+from models.activations import SERIALIZATION_PACKAGE
+from models.layers import Bias
+from models.layers import CodeDense
+
+DICTIONARY_LAYER = "dictionary"
+DEFAULT_AUX_K = 256
+DEFAULT_AUX_COEFFICIENT = 1 / 32
+DEFAULT_DEAD_AFTER_EXAMPLES = 50_000
+# Keeps ||e||^2 away from 0 in the normalised AuxK loss.
+AUX_EPSILON = 1e-8
+
+
+@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+class SparseDictionary(keras.Model):
+    """x_hat = decoder(encoder(x + noise)), plus the AuxK loss (module docstring).
+
+    A subclassed model because the AuxK loss needs the residual, which only
+    the whole model sees. Its sub-models are named "encoder" and "decoder".
+
+    Args:
+        encoder, decoder: the halves (Sequential models).
+        noise_stddev: Gaussian input noise in training (denoising).
+        aux_k: dead latents used by AuxK (0 turns it off).
+        aux_coefficient: weight of the AuxK loss.
+        dead_after_examples: training examples without firing after which a
+            latent counts as dead.
+    """
+
+    def __init__(self, encoder, decoder, noise_stddev=0.0, aux_k=0,
+                 aux_coefficient=DEFAULT_AUX_COEFFICIENT,
+                 dead_after_examples=DEFAULT_DEAD_AFTER_EXAMPLES, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(encoder, dict):
+            encoder = keras.saving.deserialize_keras_object(encoder)
+            decoder = keras.saving.deserialize_keras_object(decoder)
+        self.encoder, self.decoder = encoder, decoder
+        self.noise_stddev = _assembly.check_noise_stddev(noise_stddev)
+        self.noise = (
+            keras.layers.GaussianNoise(self.noise_stddev, name="noise")
+            if self.noise_stddev > 0 else None
+        )
+        units = encoder.output_shape[-1]
+        self.aux_k = _check_count("aux_k", aux_k, high=units)
+        self.aux_coefficient = float(aux_coefficient)
+        self.dead_after_examples = _check_count("dead_after_examples", dead_after_examples)
+        self.examples_since_fired = self.add_weight(
+            shape=(units,), initializer="zeros", trainable=False, name="examples_since_fired"
+        )
+        self.build(encoder.input_shape)
+
+    def build(self, input_shape):
+        self.built = True
+
+    def call(self, x, training=False):
+        if self.noise is not None:
+            x = self.noise(x, training=training)
+        h = self.encoder(x, training=training)
+        x_hat = self.decoder(h, training=training)
+        if training:
+            fired = ops.cast(ops.any(h > 0, axis=0), self.examples_since_fired.dtype)
+            batch = ops.cast(ops.shape(h)[0], self.examples_since_fired.dtype)
+            self.examples_since_fired.assign((self.examples_since_fired + batch) * (1 - fired))
+        if self.aux_k:
+            self.add_loss(self.aux_coefficient * self.auxk_loss(x, x_hat))
+        return x_hat
+
+    def dead_mask(self):
+        """(N,) bool: latents that have not fired for `dead_after_examples`."""
+        return self.examples_since_fired >= self.dead_after_examples
+
+    def auxk_loss(self, x, x_hat):
+        """The normalised AuxK loss of a batch (without the coefficient)."""
+        code_layer = self.encoder.get_layer(_assembly.CODE_LAYER)
+        centered = x
+        for layer in self.encoder.layers:
+            if layer is code_layer:
+                break
+            centered = layer(centered)
+        pre = ops.matmul(centered, code_layer.kernel) + code_layer.bias
+        dead = self.dead_mask()
+        dead_pre = ops.where(dead[None, :], ops.relu(pre), ops.zeros_like(pre))
+        values, indices = ops.top_k(dead_pre, self.aux_k)
+        # A (N, aux_k) gather of the decoder rows: e_hat = sum_i v_i W_dec[idx_i].
+        rows = ops.take(self.decoder.get_layer(DICTIONARY_LAYER).kernel, indices, axis=0)
+        e_hat = ops.sum(values[..., None] * rows, axis=1)
+        flat = ops.reshape(x, (ops.shape(x)[0], -1))
+        e = ops.stop_gradient(flat - ops.reshape(x_hat, ops.shape(flat)))
+        per_example = ops.sum(ops.square(e - e_hat), axis=1) / (
+            ops.sum(ops.square(e), axis=1) + AUX_EPSILON)
+        any_dead = ops.cast(ops.any(dead), per_example.dtype)
+        return any_dead * ops.mean(per_example)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            "decoder": keras.saving.serialize_keras_object(self.decoder),
+            "noise_stddev": self.noise_stddev,
+            "aux_k": self.aux_k,
+            "aux_coefficient": self.aux_coefficient,
+            "dead_after_examples": self.dead_after_examples,
+        }
+
+
+def _check_count(name, value, high=math.inf):
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
+        raise ValueError(
+            f"Expected `{name}` to be an integer in [0, {high}]. Received: {name}={value!r}"
+        )
+    return value
+
+
+def build_dictionary_autoencoder(
+    input_shape,
+    code_size,
+    *,
+    code_activation="relu",
+    output_activation="linear",
+    activity_regularizer=None,
+    aux_k=0,
+    aux_coefficient=DEFAULT_AUX_COEFFICIENT,
+    dead_after_examples=DEFAULT_DEAD_AFTER_EXAMPLES,
+    noise_stddev=0.0,
+    seed: int | None = None,
+    name="sparse_dictionary",
+):
+    """Builds a one-layer sparse dictionary (see the module docstring).
+
+    Args:
+        input_shape: shape of one example (flattened in, reshaped out).
+        code_size: N, the number of latents (any N >= 1; N > D is the point).
+        code_activation: a Keras activation ("relu", "sigmoid") or a code
+            activation layer (`models.activations.TopK(32)`, BatchTopK,
+            LifetimeWTA).
+        output_activation: "linear" (train with MSE) or "sigmoid" (BCE).
+        activity_regularizer: penalty on the code: an activity regularizer
+            or a penalty that needs the code layer (Contractive).
+        aux_k: latents in the AuxK loss (0: off). Needs a linear output.
+        aux_coefficient: weight of the AuxK loss (Gao et al.: 1/32).
+        dead_after_examples: examples without firing that make a latent dead.
+        noise_stddev: Gaussian input noise in training.
+        seed: seed of the dictionary's initial weights.
+        name: model name.
+
+    Returns:
+        A `SparseDictionary` with sub-models "encoder" and "decoder".
+    """
+    input_shape = _assembly.check_input_shape(input_shape)
+    code_size = _assembly.check_positive_int("code_size", code_size)
+    output_activation = _assembly.activation_name("output_activation", output_activation)
+    if aux_k and output_activation != "linear":
+        raise ValueError(
+            "Expected output_activation='linear' with AuxK (it reconstructs the "
+            f"residual linearly). Received: output_activation={output_activation!r}, "
+            f"aux_k={aux_k}"
+        )
+    code_activation = _assembly.check_code_activation(code_activation)
+    regularizer, code_penalty = _assembly.resolve_penalty(
+        activity_regularizer, code_activation, accepts_code_penalty=True
+    )
+    pixels = math.prod(input_shape)
+    # === Decoder rows: random unit vectors; the encoder starts as their transpose ===
+    rows = np.random.default_rng(seed).normal(size=(code_size, pixels))
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    encoder_layers = [
+        keras.layers.Flatten(),
+        Bias(sign=-1, name="pre_bias"),
+        CodeDense(
+            code_size, code_activation, code_penalty, activity_regularizer=regularizer,
+            kernel_initializer=keras.initializers.Constant(rows.T),
+            name=_assembly.CODE_LAYER,
+        ),
+    ]
+    decoder_layers = [
+        keras.layers.Dense(
+            pixels, use_bias=False, name=DICTIONARY_LAYER,
+            kernel_initializer=keras.initializers.Constant(rows),
+            kernel_constraint=keras.constraints.UnitNorm(axis=1),
+        ),
+        Bias(sign=1, name="decoder_bias"),
+        keras.layers.Activation(output_activation),
+        keras.layers.Reshape(input_shape, name="reconstruction"),
+    ]
+    encoder, decoder = _assembly.build_halves(input_shape, encoder_layers, decoder_layers)
+    return SparseDictionary(
+        encoder, decoder, noise_stddev=noise_stddev, aux_k=aux_k,
+        aux_coefficient=aux_coefficient, dead_after_examples=dead_after_examples, name=name,
+    )
+
+
+def initialize_from_data(model, x):
+    """Sets b_pre and b_dec to the mean of the examples `x` (N, ...)."""
+    mean = np.asarray(x, dtype="float64").reshape(len(x), -1).mean(axis=0)
+    for part, layer in (("encoder", "pre_bias"), ("decoder", "decoder_bias")):
+        model.get_layer(part).get_layer(layer).bias.assign(mean.astype("float32"))

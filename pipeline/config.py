@@ -1,0 +1,279 @@
+"""Training configurations, derived from the registries.
+
+The hyperparameters of a run come from four owners, each declared once:
+- the training fields of `TrainConfig` below (epochs, batch size, ...);
+- the family's builder (`models.FAMILIES[model].builder`): its keyword
+  arguments and their docstring lines;
+- the penalty's constructor (`regularizers.PENALTIES[reg]`);
+- the code activation's constructor (`models.CODE_ACTIVATIONS[name]`).
+`options()` turns all of them into one table of `Option`s, from which
+train.py builds its flags and `resolve_config` checks overrides. Defaults
+come from, in order: the argument's own default, the family's defaults
+(`Family.defaults`), the zoo preset of the run (`pipeline.manifest`), and
+explicit overrides.
+"""
+
+import dataclasses
+import inspect
+import math
+import re
+import types
+
+import models
+import regularizers
+from pipeline import metrics
+
+# Builder arguments that are not hyperparameters.
+_NOT_OPTIONS = {"input_shape", "activity_regularizer", "name", "self", "kwargs"}
+KERAS_ACTIVATION_HINT = "a Keras activation (relu, sigmoid, ...)"
+
+
+def _field(default, help, **kwargs):
+    return dataclasses.field(default=default, metadata={"help": help}, **kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run, as resolved by `resolve_config`."""
+
+    # === What to train ===
+    model: str = _field("conv", "model family")
+    reg: str = _field("l1", "code penalty")
+    architecture: dict = _field(None, "builder arguments of the family")
+    penalty: dict = _field(None, "constructor arguments of the penalty")
+    code_activation_args: dict = _field(None, "constructor arguments of the code activation")
+    # === Optimisation ===
+    epochs: int = _field(20, "training epochs")
+    batch_size: int = _field(128, "batch size")
+    learning_rate: float = _field(1e-3, "Adam learning rate")
+    validation_fraction: float = _field(1 / 12, "share of the training set held out")
+    seed: int = _field(1337, "random seed (weights, noise, split, shuffling)")
+    # === Speed ===
+    jit_compile: bool = _field(True, "XLA-compile the train step (true/false)")
+    steps_per_execution: int = _field(1, "batches per compiled call")
+    # === Diagnostics ===
+    active_threshold: float = _field(metrics.ACTIVE_THRESHOLD, "a code unit is active above this")
+    diagnostic_sample_size: int = _field(1000, "validation images of the per-epoch diagnostics")
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size", "steps_per_execution", "diagnostic_sample_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(
+                    f"Expected `{name}` to be a positive integer. Received: {name}={value!r}"
+                )
+        for name in ("learning_rate", "active_threshold"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(
+                    f"Expected `{name}` to be a finite number > 0. Received: {name}={value!r}"
+                )
+        if not 0 < self.validation_fraction < 1:
+            raise ValueError(
+                "Expected `validation_fraction` in (0, 1). "
+                f"Received: validation_fraction={self.validation_fraction!r}"
+            )
+        # The penalty and code activation check their own arguments.
+        build_penalty(self)
+        build_code_activation(self)
+
+    @property
+    def default_name(self):
+        """The run's name, e.g. "conv-l1"."""
+        return f"{self.model}-{self.reg}"
+
+    @property
+    def code_activation(self):
+        return self.architecture.get("code_activation", "relu")
+
+
+TRAINING_FIELDS = tuple(
+    f.name for f in dataclasses.fields(TrainConfig)
+    if f.name not in ("model", "reg", "architecture", "penalty", "code_activation_args")
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One hyperparameter: its name, type, and each owner's default and help.
+
+    Owners are ("training",) or ("model", family), ("reg", penalty),
+    ("code_activation", name) pairs; an option several owners share (such as
+    `code_activation` of every builder) has a default and a help line for each.
+    """
+
+    name: str
+    kind: type
+    defaults: dict
+    helps: dict
+
+    @property
+    def owners(self):
+        return tuple(self.defaults)
+
+    @property
+    def help(self):
+        """The help line, or one per owner where they differ."""
+        distinct = dict.fromkeys(self.helps.values())
+        if len(distinct) == 1:
+            return next(iter(distinct))
+        return "; ".join(f"{owner[-1]}: {text}" for owner, text in self.helps.items())
+
+
+def argument_help(obj):
+    """{argument: one-line help} from the Args:/Arguments: block of a docstring."""
+    doc = inspect.getdoc(obj) or ""
+    match = re.search(r"^(?:Args|Arguments):\n(.*?)(?:\n\S|\Z)", doc, re.S | re.M)
+    helps, name = {}, None
+    for line in (match.group(1) if match else "").splitlines():
+        item = re.match(r"^ {4}(\w+)(?: \([^)]*\))?: (.*)", line)
+        if item:
+            name = item.group(1)
+            helps[name] = item.group(2).strip()
+        elif name and line.strip():
+            helps[name] += " " + line.strip()
+    return helps
+
+
+def _kind(parameter):
+    annotation = parameter.annotation
+    if isinstance(annotation, types.UnionType):
+        return next(a for a in annotation.__args__ if a is not type(None))
+    if annotation is not inspect.Parameter.empty:
+        return annotation
+    default = parameter.default
+    # Arguments without a default (code_size) or with None are counts here.
+    return int if default in (None, inspect.Parameter.empty) else type(default)
+
+
+def _signature_options(obj, owner, skip=()):
+    helps = argument_help(obj)
+    found = []
+    target = obj.__init__ if inspect.isclass(obj) else obj
+    for index, parameter in enumerate(inspect.signature(target).parameters.values()):
+        if parameter.name in _NOT_OPTIONS or parameter.name in skip:
+            continue
+        if parameter.kind in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL):
+            continue
+        default = None if parameter.default is inspect.Parameter.empty else parameter.default
+        found.append(Option(parameter.name, _kind(parameter), {owner: default},
+                            {owner: helps.get(parameter.name, parameter.name)}))
+    return found
+
+
+def options():
+    """Every hyperparameter of every registry, merged by name.
+
+    Raises:
+        TypeError: two owners use one name with different types.
+    """
+    found = [
+        Option(f.name, f.type, {("training",): f.default}, {("training",): f.metadata["help"]})
+        for f in dataclasses.fields(TrainConfig) if f.name in TRAINING_FIELDS
+    ]
+    for name, family in models.FAMILIES.items():
+        found += _signature_options(family.builder, ("model", name))
+    for name, penalty in regularizers.PENALTIES.items():
+        found += _signature_options(penalty, ("reg", name))
+    for name, layer in models.CODE_ACTIVATIONS.items():
+        found += _signature_options(layer, ("code_activation", name))
+    merged = {}
+    for option in found:
+        if option.name not in merged:
+            merged[option.name] = option
+            continue
+        first = merged[option.name]
+        if first.kind is not option.kind:
+            raise TypeError(
+                f"Option `{option.name}` means {first.kind.__name__} for {first.owners} "
+                f"but {option.kind.__name__} for {option.owners}; rename one of them"
+            )
+        merged[option.name] = dataclasses.replace(
+            first, defaults={**first.defaults, **option.defaults},
+            helps={**first.helps, **option.helps},
+        )
+    return merged
+
+
+def _takes(option, model, reg, code_activation):
+    return any(
+        owner == ("training",) or owner == ("model", model) or owner == ("reg", reg)
+        or owner == ("code_activation", code_activation)
+        for owner in option.owners
+    )
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(
+            f"Expected `{name}` to be one of {list(choices)}. Received: {name}={value!r}"
+        )
+
+
+def resolve_config(model=TrainConfig.model, reg=TrainConfig.reg, preset=None, **overrides):
+    """The configuration of a run: argument defaults, family defaults, preset, overrides.
+
+    Args:
+        model: a `models.FAMILIES` name.
+        reg: a `regularizers.PENALTIES` name or "none".
+        preset: a dict of option values (a zoo preset) or None.
+        **overrides: option values; None means "not set" and is ignored.
+
+    Raises:
+        ValueError: a bad choice or value, or an option the run does not take
+            (e.g. `filters` for a dense model).
+        TypeError: an unknown option name.
+    """
+    _check_choice("model", model, models.FAMILIES)
+    _check_choice("reg", reg, regularizers.penalty_names())
+    table = options()
+    unknown = sorted(set(overrides) - set(table))
+    if unknown:
+        raise TypeError(f"Unknown configuration fields: {unknown}")
+    values = {**models.get_family(model).defaults, **(preset or {})}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    code_activation = values.get("code_activation", "relu")
+    for name, value in values.items():
+        if not _takes(table[name], model, reg, code_activation):
+            takers = ", ".join("/".join(owner) for owner in table[name].owners)
+            raise ValueError(
+                f"Expected only options of --model {model}, --reg {reg} and "
+                f"--code-activation {code_activation}. Received: {name}={value!r} "
+                f"(an option of {takers})"
+            )
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+
+    def part(owner):
+        return {
+            name: values.get(name, option.defaults[owner])
+            for name, option in table.items() if owner in option.defaults
+        }
+
+    training = {k: v for k, v in values.items() if k in TRAINING_FIELDS}
+    architecture = part(("model", model))
+    if "seed" in architecture:  # one seed for the run, the builder's included
+        architecture["seed"] = values.get("seed", TrainConfig.seed)
+    return TrainConfig(
+        model=model,
+        reg=reg,
+        architecture=architecture,
+        penalty=part(("reg", reg)) if reg != regularizers.NO_PENALTY else {},
+        code_activation_args=(
+            part(("code_activation", code_activation))
+            if code_activation in models.CODE_ACTIVATIONS else {}
+        ),
+        **training,
+    )
+
+
+def build_penalty(config):
+    """The code penalty of `config`, or None."""
+    return regularizers.get_penalty(config.reg, **(config.penalty or {}))
+
+
+def build_code_activation(config):
+    """The code activation of `config`: a layer, or a Keras activation name."""
+    name = config.code_activation
+    if name in models.CODE_ACTIVATIONS:
+        return models.CODE_ACTIVATIONS[name](**(config.code_activation_args or {}))
+    return name

@@ -1,0 +1,183 @@
+"""Evaluation: reconstruction and sparsity metrics of a saved model, and its pictures.
+
+evaluate.py is a thin command line over `evaluate`.
+"""
+
+import dataclasses
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+import models
+import regularizers  # noqa: F401  (registers the penalties for load_model)
+from models.dictionary import DICTIONARY_LAYER
+from pipeline import callbacks
+from pipeline import data
+from pipeline import export
+from pipeline import metrics
+from pipeline import plots
+
+DEFAULT_MODELS_DIR = "saved_models"
+PREDICT_BATCH_SIZE = 1024
+PROBE_SEED = 0
+MAX_FEATURE_TILES = 100
+MAX_DICTIONARY_TILES = 256
+# The report also holds the metrics of the first VERIFY_IMAGES test images, so
+# that a copy of the model can be checked quickly against it.
+VERIFY_IMAGES = 1000
+
+
+def resolve_model_path(model, models_dir=DEFAULT_MODELS_DIR):
+    """`model` if it is an existing .keras file, else models_dir/model.keras."""
+    for candidate in (Path(model), Path(models_dir) / f"{model}.keras"):
+        if candidate.is_file() and candidate.suffix == ".keras":
+            return candidate
+    raise FileNotFoundError(
+        f"Expected `model` to be a .keras file or the NAME of one in {models_dir}/. "
+        f"Received: model='{model}' (not found)"
+    )
+
+
+def decoder_features(decoder, codes, max_tiles=MAX_FEATURE_TILES):
+    """What each code unit adds to the picture, one image per unit.
+
+    feature_j = decoder(m + (max_j - m_j) e_j) - decoder(m), with m the mean
+    code over `codes` and max_j unit j's largest activation. For a conv code
+    (N, h, w, C) the units shown are the C channels at the central position.
+
+    Returns:
+        ((units, *image_shape) array, the indices of the units in the flat code).
+    """
+    codes = np.asarray(codes)
+    code_shape = codes.shape[1:]
+    flat = codes.reshape(len(codes), -1)
+    if len(code_shape) == 1:
+        units = np.arange(code_shape[0])
+    else:
+        centre = tuple(size // 2 for size in code_shape[:-1])
+        units = [np.ravel_multi_index((*centre, c), code_shape) for c in range(code_shape[-1])]
+    units = np.asarray(units)[:max_tiles]
+    mean = flat.mean(axis=0)
+    bumped = np.repeat(mean[None], len(units), axis=0)
+    bumped[np.arange(len(units)), units] = flat.max(axis=0)[units]
+    decoded = decoder.predict(
+        np.concatenate([mean[None], bumped]).reshape((-1, *code_shape)), verbose=0
+    )
+    return decoded[1:] - decoded[:1], units
+
+
+def dictionary_atoms(model, image_shape, max_tiles=MAX_DICTIONARY_TILES):
+    """(decoder rows, encoder columns) of a dictionary as images, or None.
+
+    Each of shape (units, *image_shape), the first `max_tiles` latents.
+    """
+    decoder = model.get_layer(models.DECODER)
+    names = [layer.name for layer in decoder.layers]
+    if DICTIONARY_LAYER not in names:
+        return None
+    rows = np.asarray(decoder.get_layer(DICTIONARY_LAYER).kernel)[:max_tiles]
+    columns = np.asarray(model.get_layer(models.ENCODER).get_layer(models.CODE_LAYER).kernel).T
+    shape = (-1, *image_shape)
+    return rows.reshape(shape), columns[:max_tiles].reshape(shape)
+
+
+def compute_metrics(model, mnist, *, threshold=metrics.ACTIVE_THRESHOLD, probe=True):
+    """All test-set metrics of `model`; also returns the arrays for the pictures."""
+    encoder, decoder = model.get_layer(models.ENCODER), model.get_layer(models.DECODER)
+    codes = encoder.predict(mnist.x_test, batch_size=PREDICT_BATCH_SIZE, verbose=0)
+    x_hat = decoder.predict(codes, batch_size=PREDICT_BATCH_SIZE, verbose=0)
+    x = mnist.x_test
+    stats = metrics.code_statistics(codes, threshold)
+    report = {
+        "test_images": len(x),
+        "bce": metrics.binary_cross_entropy(x, x_hat),
+        "mse": metrics.mean_squared_error(x, x_hat),
+        "psnr_db": metrics.psnr(x, x_hat),
+        "explained_variance": metrics.explained_variance(x, x_hat),
+        "fvu": 1 - metrics.explained_variance(x, x_hat),
+        "active_threshold": threshold,
+        **{f"code_{k}": v for k, v in stats.items()},
+        "parameters": model.count_params(),
+    }
+    rho = callbacks.target_rho(model)
+    if rho is not None:
+        report["rho"] = rho
+        report["kl_to_rho"] = metrics.kl_to_rho(codes, rho)
+    if probe:
+        train_codes = encoder.predict(mnist.x_train, batch_size=PREDICT_BATCH_SIZE, verbose=0)
+        report["probe_accuracy"] = metrics.linear_probe_accuracy(
+            train_codes, mnist.y_train, codes, mnist.y_test,
+            num_classes=data.NUM_CLASSES, seed=PROBE_SEED,
+        )
+    return report, codes, x_hat
+
+
+def verify_subset_metrics(model, mnist, *, threshold=metrics.ACTIVE_THRESHOLD):
+    """The probe-free metrics of the first VERIFY_IMAGES test images."""
+    subset = dataclasses.replace(
+        mnist, x_test=mnist.x_test[:VERIFY_IMAGES], y_test=mnist.y_test[:VERIFY_IMAGES]
+    )
+    report, _, _ = compute_metrics(model, subset, threshold=threshold, probe=False)
+    return report
+
+
+def save_pictures(model, mnist, codes, x_hat, out, name, threshold):
+    """Writes the evaluation pictures; returns {picture: path}."""
+    dead = ~(np.asarray(codes).reshape(len(codes), -1) > threshold).any(axis=0)
+    pictures = {
+        "reconstructions": plots.save_reconstructions(
+            mnist.x_test[:plots.GRID_IMAGES], x_hat[:plots.GRID_IMAGES],
+            out / f"{name}.reconstructions.png"),
+        "code_histogram": plots.save_code_histogram(
+            codes, out / f"{name}.code_histogram.png", threshold),
+        "feature_density": plots.save_feature_density(
+            callbacks.feature_density_log10(codes, threshold),
+            out / f"{name}.feature_density.png", callbacks.NEVER_FIRED_LOG10),
+    }
+    atoms = dictionary_atoms(model, mnist.x_test.shape[1:])
+    if atoms is None:
+        features, units = decoder_features(model.get_layer(models.DECODER), codes)
+        pictures["features"] = plots.save_features(
+            features, out / f"{name}.features.png", "decoder response to each code unit",
+            dead=dead[units])
+    else:
+        rows, columns = atoms
+        shown = dead[: len(rows)]
+        pictures["features"] = plots.save_features(
+            rows, out / f"{name}.features.png", "decoder rows (dictionary atoms)", dead=shown)
+        pictures["encoder_features"] = plots.save_features(
+            columns, out / f"{name}.encoder_features.png", "encoder rows", dead=shown)
+    return {key: str(path) for key, path in pictures.items()}
+
+
+def evaluate(model_path, *, data_path=None, limit=None, out=None,
+             threshold=metrics.ACTIVE_THRESHOLD, probe=True):
+    """Evaluates a saved model on the MNIST test set and writes its report.
+
+    Args:
+        model_path: a .keras file, or the NAME of one in saved_models/.
+        data_path: MNIST .npz (None: $SPARSE_AE_ZOO_DATA, else download).
+        limit: use only the first `limit` training and test images.
+        out: folder for NAME.eval.json and the PNGs (default: the model's).
+        threshold: activity threshold of L0 and dead units.
+        probe: also train and score the linear probe on the codes.
+
+    Returns:
+        The report written to NAME.eval.json, with the picture paths.
+    """
+    path = resolve_model_path(model_path)
+    name = path.name.removesuffix(".keras")
+    out = export.ensure_writable_dir(out or path.parent)
+    model = keras.models.load_model(path)  # safe mode (the default)
+    mnist = data.load_mnist(data_path, limit=limit)
+    start = time.perf_counter()
+    report, codes, x_hat = compute_metrics(model, mnist, threshold=threshold, probe=probe)
+    report.update(model=str(path), model_sha256=data.file_sha256(path),
+                  data_source=mnist.source, data_sha256=mnist.sha256,
+                  seconds=time.perf_counter() - start)
+    report["verify_subset"] = verify_subset_metrics(model, mnist, threshold=threshold)
+    report["pictures"] = save_pictures(model, mnist, codes, x_hat, out, name, threshold)
+    export.write_json(report, out / f"{name}.eval.json")
+    return report

@@ -1,0 +1,96 @@
+"""The zoo manifest: every shipped model, its preset and its acceptance targets.
+
+Read by train.py (`--preset`, and the defaults of `--model M --reg R`, which
+are the preset named "M-R" when there is one), by benchmarks/zoo.py, by the
+tests and by the README's tables.
+"""
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class ZooModel:
+    """One zoo model.
+
+    Attributes:
+        model, reg: the family and penalty.
+        options: its hyperparameters beyond the family's defaults.
+        targets: acceptance targets checked by `verdict`: `max_bce`,
+            `rho_tolerance` (relative distance of the mean activation to
+            rho), `max_dead_fraction`, `min_probe_accuracy`, `max_fvu`.
+        peer: (description, the peer's test BCE measured with its own code), or None.
+    """
+
+    model: str
+    reg: str
+    options: dict = dataclasses.field(default_factory=dict)
+    targets: dict = dataclasses.field(default_factory=dict)
+    peer: tuple | None = None
+
+
+# KL models: mean code activation within this relative distance of rho, and
+# at most this fraction of dead units.
+KL_TARGETS = dict(rho_tolerance=0.10, max_dead_fraction=0.05)
+
+ZOO = {
+    "dense-none": ZooModel("dense", "none", dict(code_size=32, epochs=50)),
+    "dense-l1": ZooModel(
+        "dense", "l1", dict(code_size=32, epochs=50, l1=1e-4), dict(max_bce=0.088),
+        ("Keras blog sparse AE, Dense(32, relu, l1), 100 epochs", 0.0928),
+    ),
+    "dense-kl": ZooModel(
+        "dense", "kl",
+        dict(code_size=64, epochs=50, code_activation="sigmoid", rho=0.05, beta=1.0),
+        dict(max_bce=0.105, **KL_TARGETS),
+        ("PyTorch sparse AE 784-64 sigmoid, 50 epochs", 0.1102),
+    ),
+    "conv-none": ZooModel("conv", "none", dict(code_size=32, epochs=20)),
+    "conv-l1": ZooModel(
+        "conv", "l1", dict(code_size=32, epochs=20, l1=1e-4), dict(max_bce=0.072),
+        ("PyTorch conv sparse AE, L1, 20 epochs", 0.0762),
+    ),
+    "conv-kl": ZooModel(
+        "conv", "kl",
+        dict(code_size=32, epochs=20, code_activation="sigmoid", rho=0.05, beta=1.0),
+        dict(max_bce=0.079, **KL_TARGETS),
+        ("same repo, KL variant, 20 epochs", 0.0828),
+    ),
+    "conv-denoise": ZooModel(
+        "conv", "l1", dict(code_size=32, epochs=20, l1=1e-4, noise_stddev=0.3), {},
+        ("Keras blog denoising conv AE", None),
+    ),
+}
+
+
+def preset_of(model, reg):
+    """The options of zoo model "MODEL-REG", or {} when the zoo has none."""
+    entry = ZOO.get(f"{model}-{reg}")
+    return dict(entry.options) if entry and (entry.model, entry.reg) == (model, reg) else {}
+
+
+def verdict(name, report):
+    """Whether an eval report meets zoo model `name`'s targets: "yes", "no (...)" or "-"."""
+    targets = ZOO[name].targets if name in ZOO else {}
+    if not targets:
+        return "-"
+    failures = []
+    if "max_bce" in targets and report["bce"] > targets["max_bce"]:
+        failures.append(f"BCE {report['bce']:.4f} > {targets['max_bce']}")
+    if "rho_tolerance" in targets and "rho" in report:
+        if abs(report["code_mean_activation"] - report["rho"]) > targets["rho_tolerance"] * report["rho"]:
+            failures.append("mean activation off rho")
+    if "max_dead_fraction" in targets and report["code_dead_fraction"] >= targets["max_dead_fraction"]:
+        failures.append("dead units")
+    if "min_probe_accuracy" in targets and report.get("probe_accuracy", 0) < targets["min_probe_accuracy"]:
+        failures.append(f"probe {report.get('probe_accuracy', 0):.4f} < {targets['min_probe_accuracy']}")
+    if "max_fvu" in targets and 1 - report["explained_variance"] > targets["max_fvu"]:
+        failures.append(f"FVU {1 - report['explained_variance']:.3f} > {targets['max_fvu']}")
+    return "yes" if not failures else "no (" + ", ".join(failures) + ")"
+
+
+def config_of(name, **overrides):
+    """The resolved `TrainConfig` of zoo model `name` (with optional overrides)."""
+    from pipeline import config  # imported here: config never needs the manifest
+
+    entry = ZOO[name]
+    return config.resolve_config(entry.model, entry.reg, preset=entry.options, **overrides)

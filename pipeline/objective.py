@@ -1,0 +1,73 @@
+"""The training objective, defined once for `fit` and the multi-worker loop.
+
+    loss = reconstruction(x, x_hat) + sum(model.losses)
+
+The reconstruction is the mean per-pixel binary cross-entropy for a sigmoid
+output and the mean squared error for a linear one; `model.losses` holds
+every penalty term the layers add (activity regularizers, code penalties such
+as the contractive one, the dictionary's AuxK loss). Both training loops get
+the loss from Keras' own `Model.compute_loss`, so they optimise the same
+number, scaled the same way under tf.distribute.
+"""
+
+import keras
+import numpy as np
+
+import models
+
+# The named terms of the loss, as they reach TensorBoard (`epoch_<name>`).
+RECONSTRUCTION = "reconstruction_loss"
+PENALTY = "sparsity_penalty"
+AUXK = "auxk_loss"
+
+
+def reconstruction_metrics():
+    """New metric objects of the reconstruction alone, reported for every model."""
+    return [keras.metrics.BinaryCrossentropy(name="bce"),
+            keras.metrics.MeanSquaredError(name="mse")]
+
+
+def reconstruction_loss(model):
+    """The Keras loss that matches the model's output activation."""
+    decoder = model.get_layer(models.DECODER)
+    activations = [
+        getattr(layer, "activation", None) for layer in decoder.layers
+        if getattr(layer, "activation", None) is not None
+    ]
+    last = keras.activations.serialize(activations[-1]) if activations else "linear"
+    return "binary_crossentropy" if last == "sigmoid" else "mean_squared_error"
+
+
+def compile_model(model, *, learning_rate, jit_compile, steps_per_execution):
+    """Compiles `model` with the objective, Adam and the reconstruction metrics."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=reconstruction_loss(model),
+        # The loss includes the penalties; these are reconstruction only.
+        metrics=reconstruction_metrics(),
+        jit_compile=jit_compile,
+        steps_per_execution=steps_per_execution,
+    )
+    return model
+
+
+def _total(losses):
+    return float(sum(float(np.sum(loss)) for loss in losses))
+
+
+def loss_terms(model, x):
+    """The named terms of the loss for images `x`, at inference (NumPy floats).
+
+    Returns:
+        dict with RECONSTRUCTION, PENALTY (every term the encoder adds: the
+        activity and code penalties) and, for models with AuxK, AUXK; the
+        loss is their sum. Also returns the reconstructions.
+    """
+    x_hat = model(x, training=False)
+    loss = keras.losses.get(reconstruction_loss(model))
+    terms = {RECONSTRUCTION: float(keras.ops.mean(loss(x, x_hat)))}
+    encoder_losses = model.get_layer(models.ENCODER).losses
+    terms[PENALTY] = _total(encoder_losses)
+    if getattr(model, "aux_k", 0):
+        terms[AUXK] = _total(model.losses) - terms[PENALTY]
+    return terms, np.asarray(x_hat)

@@ -1,0 +1,129 @@
+"""Pictures of an autoencoder: reconstructions, learned features, code histograms."""
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never open a window
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+FIGURE_DPI = 100
+# Images in a reconstruction grid (TensorBoard and evaluate.py alike).
+GRID_IMAGES = 10
+HISTOGRAM_BINS = 50
+TILE_PAD = 1
+TILE_INCHES = 0.45
+FEATURE_CMAP = "RdBu_r"
+PADDING_COLOUR = "#d9d9d9"
+DEAD_COLOUR = "black"
+
+
+def tile_images(images, ncols):
+    """Tiles images (K, H, W, C) into one (rows*(H+pad), ncols*(W+pad), C) array.
+
+    Empty cells and the padding are 0.
+    """
+    images = np.asarray(images)
+    count, height, width, channels = images.shape
+    nrows = math.ceil(count / ncols)
+    grid = np.zeros(
+        (nrows * (height + TILE_PAD), ncols * (width + TILE_PAD), channels),
+        images.dtype,
+    )
+    for index, image in enumerate(images):
+        row, col = divmod(index, ncols)
+        top, left = row * (height + TILE_PAD), col * (width + TILE_PAD)
+        grid[top : top + height, left : left + width] = image
+    return grid
+
+
+def inputs_above_reconstructions(x, x_hat):
+    """One grid: the inputs on the first row, their reconstructions below."""
+    return tile_images(np.concatenate([x, x_hat]), ncols=len(x))
+
+
+def _show(ax, grid, title):
+    cmap = "gray" if grid.shape[-1] == 1 else None
+    ax.imshow(np.clip(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, 0, 1), cmap=cmap)
+    ax.set_title(title)
+    ax.axis("off")
+
+
+def _save(fig, path):
+    fig.savefig(path, dpi=FIGURE_DPI, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def save_reconstructions(x, x_hat, path):
+    """PNG of inputs (top row) and reconstructions (bottom row)."""
+    fig, ax = plt.subplots(figsize=(len(x), 2.4))
+    _show(ax, inputs_above_reconstructions(x, x_hat), "inputs (top) / reconstructions (bottom)")
+    return _save(fig, path)
+
+
+def save_features(features, path, title, dead=None):
+    """PNG with one tile per code unit, all on one symmetric scale around 0.
+
+    Tiles share the colour scale [-m, m], m = max |features|, shown by a
+    colour bar, so that backgrounds agree and weak units look weak. Padding
+    and empty cells are drawn in PADDING_COLOUR; tiles of dead units (where
+    `dead` is True) get a DEAD_COLOUR frame.
+
+    Args:
+        features: (units, H, W, 1) or (units, H, W) array.
+        path: the PNG to write.
+        title: the figure title.
+        dead: (units,) bool array, or None.
+    """
+    features = np.asarray(features, dtype="float64")
+    if features.ndim == 4:
+        features = features[..., 0]
+    count, height, width = features.shape
+    ncols = math.ceil(math.sqrt(count))
+    nrows = math.ceil(count / ncols)
+    grid = np.full((nrows * (height + TILE_PAD), ncols * (width + TILE_PAD)), np.nan)
+    for index, tile in enumerate(features):
+        row, col = divmod(index, ncols)
+        top, left = row * (height + TILE_PAD), col * (width + TILE_PAD)
+        grid[top : top + height, left : left + width] = tile
+    limit = float(np.max(np.abs(features))) or 1.0
+    cmap = plt.get_cmap(FEATURE_CMAP).with_extremes(bad=PADDING_COLOUR)
+    size = max(4.0, ncols * TILE_INCHES)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=-limit, vmax=limit,
+                      interpolation="nearest")
+    for index in np.flatnonzero(dead if dead is not None else []):
+        row, col = divmod(int(index), ncols)
+        ax.add_patch(plt.Rectangle(
+            (col * (width + TILE_PAD) - 0.5, row * (height + TILE_PAD) - 0.5), width, height,
+            fill=False, edgecolor=DEAD_COLOUR, linewidth=1.0))
+    fig.colorbar(image, ax=ax, fraction=0.04)
+    dead_note = f" ({int(np.sum(dead))} dead, framed)" if dead is not None and np.any(dead) else ""
+    ax.set_title(title + dead_note)
+    ax.axis("off")
+    return _save(fig, path)
+
+
+def save_feature_density(density_log10, path, never_fired):
+    """PNG histogram of log10 per-unit firing frequency; never-fired units counted apart."""
+    density_log10 = np.asarray(density_log10)
+    alive = density_log10[density_log10 > never_fired]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.hist(alive, bins=HISTOGRAM_BINS)
+    ax.set_xlabel("log10 feature density (fraction of test images a unit fires on)")
+    ax.set_ylabel("units")
+    ax.set_title(f"{len(alive)} units fire, {len(density_log10) - len(alive)} never")
+    return _save(fig, path)
+
+
+def save_code_histogram(codes, path, threshold):
+    """PNG histogram of all code activations, log counts, with the activity threshold."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.hist(np.ravel(codes), bins=HISTOGRAM_BINS, log=True)
+    ax.axvline(threshold, color="red", linestyle="--", label=f"active > {threshold:g}")
+    ax.set_xlabel("code activation")
+    ax.set_ylabel("count (log)")
+    ax.legend()
+    return _save(fig, path)

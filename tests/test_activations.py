@@ -1,0 +1,104 @@
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import models
+from models.activations import THRESHOLD_MOMENTUM, BatchTopK, LifetimeWTA, TopK
+
+
+def scores(batch=16, units=40, seed=0):
+    return np.random.default_rng(seed).normal(size=(batch, units)).astype("float32")
+
+
+def test_topk_keeps_exactly_k_per_example_with_their_values():
+    z = scores()
+    h = np.asarray(TopK(5, positive=False)(z))
+    assert ((h != 0).sum(axis=1) == 5).all()
+    kept = h != 0
+    np.testing.assert_array_equal(h[kept], z[kept])
+    # The kept ones are the 5 largest of each example.
+    np.testing.assert_array_equal(np.sort(np.where(kept, z, -np.inf), axis=1)[:, -5:],
+                                  np.sort(z, axis=1)[:, -5:])
+
+
+def test_topk_positive_zeroes_negative_kept_values_and_passes_gradient_to_kept_only():
+    z = tf.constant(scores())
+    layer = TopK(5)
+    with tf.GradientTape() as tape:
+        tape.watch(z)
+        h = layer(z)
+        total = tf.reduce_sum(h)
+    gradient = tape.gradient(total, z).numpy()
+    h = h.numpy()
+    assert ((h > 0).sum(axis=1) <= 5).all() and (h >= 0).all()
+    np.testing.assert_array_equal(gradient, (h > 0).astype("float32"))
+
+
+def test_topk_schedule_and_encode_multiplier():
+    z = np.abs(scores(batch=10, units=40)) + 0.1  # all positive: kept means non-zero
+    layer = TopK(4, initial_k=20, schedule_examples=20, encode_multiplier=3.0)
+    first = np.asarray(layer(z, training=True))
+    assert ((first > 0).sum(axis=1) == 20).all()  # k starts at initial_k
+    layer(z, training=True)  # 20 examples seen: the schedule is over
+    assert ((np.asarray(layer(z, training=True)) > 0).sum(axis=1) == 4).all()
+    assert ((np.asarray(layer(z, training=False)) > 0).sum(axis=1) == 12).all()
+
+
+def test_batchtopk_keeps_k_times_batch_in_training_and_uses_its_threshold_after():
+    z = scores(batch=16, units=40)
+    layer = BatchTopK(3, positive=False)
+    h = np.asarray(layer(z, training=True))
+    assert (h != 0).sum() == 3 * 16
+    threshold = np.sort(z.ravel())[-3 * 16]
+    assert float(layer.threshold) == pytest.approx(threshold)
+    # A second batch moves the running threshold by (1 - momentum).
+    z2 = scores(batch=16, units=40, seed=1)
+    layer(z2, training=True)
+    expected = THRESHOLD_MOMENTUM * threshold + (1 - THRESHOLD_MOMENTUM) * np.sort(z2.ravel())[-48]
+    assert float(layer.threshold) == pytest.approx(expected, rel=1e-5)
+    inference = np.asarray(layer(z, training=False))
+    np.testing.assert_array_equal(inference != 0, z > float(layer.threshold))
+    # Batch-independent at inference: one example gives its row of the batch.
+    np.testing.assert_array_equal(np.asarray(layer(z[:1], training=False)), inference[:1])
+
+
+def test_wta_keeps_p_percent_of_each_unit_in_training_and_relu_at_inference():
+    z = np.abs(scores(batch=40, units=12)) + 0.01
+    layer = LifetimeWTA(0.1)
+    h = np.asarray(layer(z, training=True))
+    assert ((h > 0).sum(axis=0) == 4).all()  # ceil(0.1 * 40) per unit
+    np.testing.assert_array_equal(np.sort(h[:, 0][h[:, 0] > 0]), np.sort(z[:, 0])[-4:])
+    np.testing.assert_array_equal(np.asarray(layer(z - 0.5, training=False)), np.maximum(z - 0.5, 0))
+
+
+@pytest.mark.parametrize("layer", [TopK(3, initial_k=6, schedule_examples=100, encode_multiplier=2.0),
+                                   BatchTopK(4), LifetimeWTA(0.2)])
+def test_config_round_trip_and_registry(layer):
+    restored = keras.saving.deserialize_keras_object(
+        json.loads(json.dumps(keras.saving.serialize_keras_object(layer))))
+    assert type(restored) is type(layer) and restored.get_config() == layer.get_config()
+    assert type(layer) in models.CODE_ACTIVATIONS.values()
+    assert isinstance(models.activations.get_code_activation(restored), type(layer))
+
+
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (lambda: TopK(0), "Received: k=0"),
+        (lambda: TopK(5, initial_k=3), "Received: initial_k=3"),
+        (lambda: TopK(5, encode_multiplier=0.5), "Received: encode_multiplier=0.5"),
+        (lambda: LifetimeWTA(0.0), "Received: lifetime_sparsity=0.0"),
+        (lambda: BatchTopK(-1), "Received: k=-1"),
+    ],
+)
+def test_bad_arguments_raise_with_the_value(make, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        make()
+
+
+def test_k_above_the_code_size_is_refused():
+    with pytest.raises(ValueError, match="Expected `k`"):
+        models.build_dense_autoencoder((4, 4, 1), 8, hidden_units=(), code_activation=TopK(9))
