@@ -1,5 +1,6 @@
 """Training callbacks: sparse-autoencoder diagnostics and the standard Keras set."""
 
+import time
 from pathlib import Path
 
 import keras
@@ -108,21 +109,50 @@ class SparsityDiagnostics(keras.callbacks.Callback):
         self.writer.close()
 
 
-def training_callbacks(logdir, sample, *, threshold=metrics.ACTIVE_THRESHOLD, backup=True):
+class EpochLine(keras.callbacks.Callback):
+    """One short line per epoch: the losses and the code's L0 and dead fraction.
+
+    Replaces Keras' progress bar (verbose=0), whose step count overshoots
+    (432/430) with steps_per_execution > 1 and whose epoch line lists every
+    metric (~300 characters).
+    """
+
+    SHOWN = {"loss": "loss", "val_loss": "val_loss",
+             "val_reconstruction_loss": "val_reconstruction",
+             "val_code_l0": "L0", "val_code_dead_fraction": "dead"}
+
+    def __init__(self, epochs):
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        parts = [f"{label} {logs[key]:.4g}" for key, label in self.SHOWN.items() if key in logs]
+        print(f"epoch {epoch + 1}/{self.epochs}: {', '.join(parts)} "
+              f"({time.perf_counter() - self.start:.1f} s)", flush=True)
+
+
+def training_callbacks(logdir, sample, *, threshold=metrics.ACTIVE_THRESHOLD, backup=None,
+                       resuming=False):
     """The callbacks of a training run, in the order they must run.
 
     Diagnostics first, so that TensorBoard and CSVLogger see its scalars;
-    BackupAndRestore under `logdir/backup` (unless `backup` is False, for a
-    loop that keeps its own backups there) makes a restarted run resume, and
-    CSVLogger appends to the log of the interrupted run in that case.
+    then TerminateOnNaN, the `backup` callback (a `pipeline.backup.BackupCallback`;
+    None for a loop that keeps its own backups), CSVLogger (appending to the
+    log of the interrupted run when `resuming`) and TensorBoard.
+
+    Args:
+        logdir: this run's log folder (TensorBoard runs and the CSV).
+        sample: fixed validation images for the diagnostics.
     """
     logdir = Path(logdir)
-    backup_dir = logdir / BACKUP_DIR_NAME
-    resuming = backup_dir.is_dir() and any(backup_dir.iterdir())
     return [
         SparsityDiagnostics(sample, logdir, threshold),
         keras.callbacks.TerminateOnNaN(),
-        *([keras.callbacks.BackupAndRestore(str(backup_dir))] if backup else []),
+        *([backup] if backup is not None else []),
         keras.callbacks.CSVLogger(str(logdir / CSV_NAME), append=resuming),
         # update_freq="epoch": per-batch steps would mix with the epoch axis.
         keras.callbacks.TensorBoard(str(logdir), update_freq="epoch", histogram_freq=0),

@@ -12,13 +12,13 @@ The global batch is what `--batch-size` says; each replica sees its share.
 import dataclasses
 import json
 import os
-import shutil
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from pipeline import backup as backup_lib
 from pipeline import objective
 
 STRATEGIES = ("none", "mirrored", "multi-worker")
@@ -131,8 +131,10 @@ def task_description():
 # `scale_regularization_loss`; backups as Keras' BackupAndRestore makes them.
 # It optimises exactly what `fit` optimises under MirroredStrategy.
 
-BACKUP_WEIGHTS_PATTERN = "backup-epoch-{epoch}.weights.h5"
-BACKUP_METADATA = "backup.json"
+# Backups as pipeline.backup writes them for fit too (the names are kept here
+# for the tests and callers that read them).
+BACKUP_WEIGHTS_PATTERN = backup_lib.BACKUP_WEIGHTS_PATTERN
+BACKUP_METADATA = backup_lib.BACKUP_METADATA
 
 
 def _replica_loss(model, x, training):
@@ -164,10 +166,12 @@ class MultiWorkerTrainer:
     the backup and all replicas resume from identical weights.
     """
 
-    def __init__(self, model, strategy, backup_dir):
+    def __init__(self, model, strategy, backup_dir, **backup_metadata):
         self.model, self.strategy = model, strategy
         self.chief = is_chief(strategy)
         self.backup_dir = Path(backup_dir)
+        self.backup = backup_lib.RunBackup(backup_dir)
+        self.backup_metadata = backup_metadata  # recorded in backup.json (the fingerprint)
         with strategy.scope():
             # Loading into optimizer slots that do not exist yet would be
             # deferred into the first distributed step.
@@ -240,30 +244,16 @@ class MultiWorkerTrainer:
             callback_list.on_epoch_end(epoch, logs)
             print(f"epoch {epoch + 1}/{epochs} " + " ".join(f"{k}={v:.4f}" for k, v in logs.items()),
                   flush=True)
-            self._backup(epoch + 1)
             if self.model.stop_training or not all(np.isfinite(list(logs.values()))):
-                break
+                break  # not backed up: the last backup stays a good one
+            self._backup(epoch + 1)
         callback_list.on_train_end()
         return history
 
     def _backup(self, epochs_done):
-        """The chief saves the weights, then points the metadata at them.
-
-        The weights file is named by its epoch and the metadata is replaced
-        atomically after it is written, so a kill at any moment leaves a
-        metadata file whose epoch matches the weights it names.
-        """
-        if not self.chief:
-            return
-        self.backup_dir.mkdir(parents=True, exist_ok=True)
-        weights = BACKUP_WEIGHTS_PATTERN.format(epoch=epochs_done)
-        self.model.save_weights(self.backup_dir / weights)
-        tmp = self.backup_dir / f".tmp-{BACKUP_METADATA}"
-        tmp.write_text(json.dumps({"epoch": epochs_done, "weights": weights}))
-        os.replace(tmp, self.backup_dir / BACKUP_METADATA)
-        for stale in self.backup_dir.glob(BACKUP_WEIGHTS_PATTERN.format(epoch="*")):
-            if stale.name != weights:
-                stale.unlink()
+        """The chief backs the model up (pipeline.backup: atomic, the previous one kept)."""
+        if self.chief:
+            self.backup.save(self.model, epochs_done, **self.backup_metadata)
 
     def restore(self):
         """Resumes from the chief's last backup; returns the epoch to start at.
@@ -271,12 +261,7 @@ class MultiWorkerTrainer:
         Every worker must call it: the chief loads the backup (if any), then
         all workers take the chief's variables and epoch (`sync_from_chief`).
         """
-        epoch = 0
-        metadata = self.backup_dir / BACKUP_METADATA
-        if self.chief and metadata.is_file():
-            backup = json.loads(metadata.read_text())
-            self.model.load_weights(self.backup_dir / backup["weights"])
-            epoch = backup["epoch"]
+        epoch = self.backup.restore(self.model) if self.chief else 0
         return self.sync_from_chief(epoch)
 
     def sync_from_chief(self, epoch=0):
@@ -313,4 +298,4 @@ class MultiWorkerTrainer:
     def finish(self):
         """Removes the backups once the run has finished and been exported."""
         if self.chief:
-            shutil.rmtree(self.backup_dir, ignore_errors=True)
+            self.backup.remove()

@@ -1,26 +1,51 @@
-"""Atomic writers for exports: a crash never leaves a broken or half-replaced file.
+"""Exports that a crash never leaves broken, half-replaced or mixed.
 
-Each artefact is written beside its final path under a temporary name, then
-renamed over it (`os.replace`, atomic on POSIX for files).
+An export of NAME is a set of three artefacts in the `--out` folder:
+NAME.keras, NAME/ (SavedModel) and NAME.json. `write_export_set` writes all
+three into a staging folder `.NAME.tmp-PID/`, then swaps them in under the
+export lock: a journal `.NAME.swap.json` is written (atomically) before the
+first rename and removed after the last, so a swap interrupted at any
+moment is finished by the next run of NAME or by evaluate.py
+(`recover`), and a reader never has to trust a mixed set. Single files are
+written beside their final path under a temporary name and renamed over it
+(`os.replace`, atomic on POSIX). Temporary names carry the writer's process
+id; `recover` removes those whose writer has died.
 """
 
 import json
 import os
+import re
 import shutil
+import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
 import models
+import regularizers  # noqa: F401  (registers the penalties for load_model)
+from pipeline import faults
+from pipeline import locks
 
 RECONSTRUCT_ENDPOINT = "serve"  # also "serving_default": the first endpoint
 ENCODE_ENDPOINT = "encode"
+UINT8_SUFFIX = "_uint8"  # serve_uint8, encode_uint8: raw 0..255 images
+PIXEL_MAX = 255.0
+IMAGE_RANGE_MESSAGE = (
+    "Expected float32 images in [0, 1]. Received: values outside [0, 1] (or NaN); "
+    "for uint8 images (0..255) call serve_uint8 / encode_uint8"
+)
+# Export names: plain file names that are also valid Keras model names.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+MAX_NAME_LENGTH = 100  # leaves room for suffixes and temporary names in 255 bytes
+SWAP_JOURNAL = ".{name}.swap.json"
+EVAL_SUFFIX = ".eval.json"
 
 
 class OutputError(OSError):
-    """An output folder cannot be created or written."""
+    """An output folder cannot be created or written, or holds something else."""
 
 
 def ensure_writable_dir(path, *, flag="out"):
@@ -38,16 +63,104 @@ def ensure_writable_dir(path, *, flag="out"):
     return path
 
 
+# === Names and targets, checked before any work ===
+
+def check_name(name):
+    """Raises ValueError unless `name` is a plain file name usable for every export."""
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or len(name) > MAX_NAME_LENGTH:
+        raise ValueError(
+            f"Expected `name` to be 1 to {MAX_NAME_LENGTH} letters, digits, '-' or '_', "
+            f"starting with a letter or digit (it names the export files and the Keras "
+            f"model). Received: name={name!r}"
+        )
+    return name
+
+
+def artefacts(name):
+    """The file names of an export set: NAME.keras, NAME (SavedModel folder), NAME.json."""
+    return [f"{name}.keras", name, f"{name}.json"]
+
+
+def _is_previous_export(path):
+    if not path.exists() and not path.is_symlink():
+        return True
+    if path.name.endswith(".keras"):
+        return path.is_file() and not path.is_symlink() and zipfile.is_zipfile(path)
+    if path.name.endswith(".json"):
+        return path.is_file() and not path.is_symlink()
+    return path.is_dir() and not path.is_symlink() and (path / "saved_model.pb").is_file()
+
+
+def _overlaps(a, b):
+    a, b = Path(a).resolve(), Path(b).resolve()
+    return a == b or a in b.parents or b in a.parents
+
+
+def check_targets(out, name, logdir=None, *, overwrite=False):
+    """Raises unless the export of `name` in `out` can only replace its own previous export.
+
+    Checks, without writing: no export path overlaps `logdir`; whatever
+    already sits at an export path is a previous export of the same name;
+    an evaluated export (its NAME.eval.json records its sha256: a shipped
+    zoo model) is replaced only with `overwrite`.
+    """
+    out = Path(out)
+    for artefact in artefacts(name):
+        path = out / artefact
+        if logdir is not None and _overlaps(path, logdir):
+            raise OutputError(
+                f"Expected --out and --logdir apart (an export must not replace logs). "
+                f"Received: out='{out}', logdir='{logdir}' with the export {path}"
+            )
+        if not _is_previous_export(path):
+            raise OutputError(
+                f"Expected {path} to be absent or a previous export of {name!r}. Received: "
+                f"something else there; choose another --name or --out"
+            )
+    keras_path, report = out / f"{name}.keras", out / f"{name}{EVAL_SUFFIX}"
+    if not overwrite and keras_path.is_file() and report.is_file():
+        from pipeline import data  # sha256 helper; data imports nothing of export
+
+        try:
+            recorded = json.loads(report.read_text()).get("model_sha256")
+        except (ValueError, OSError, AttributeError):
+            recorded = None
+        if recorded == data.file_sha256(keras_path):
+            raise OutputError(
+                f"Expected --overwrite to replace {keras_path}, an evaluated export "
+                f"({report.name} records its sha256). Received: no --overwrite; pass "
+                f"--overwrite, or another --out or --name"
+            )
+
+
+# === Single files ===
+
 def _temporary_sibling(path, suffix=""):
     return path.with_name(f".{path.name}.tmp-{os.getpid()}{suffix}")
 
 
 def write_json(data, path):
-    """Writes `data` as indented JSON to `path`, atomically."""
+    """Writes `data` as indented strict JSON (no NaN) to `path`, atomically."""
     path = Path(path)
+    text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
     tmp = _temporary_sibling(path)
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def replace_atomically(path, write):
+    """Calls `write(tmp)` on a temporary sibling of `path`, then renames it over `path`."""
+    path = Path(path)
+    tmp = _temporary_sibling(path, path.suffix)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -72,35 +185,49 @@ def save_keras(model, path):
     backup instead. (`include_optimizer` only applies to legacy .h5 files, so
     an uncompiled model over the same layers is saved.)
     """
-    path = Path(path)
-    tmp = _temporary_sibling(path, ".keras")
-    try:
-        inference_model(model).save(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return replace_atomically(path, inference_model(model).save)
+
+
+def _in_unit_range(x):
+    """`x`, after checking that every value is in [0, 1] (NaN is not)."""
+    valid = tf.reduce_all((x >= 0.0) & (x <= 1.0))
+    with tf.control_dependencies([tf.debugging.Assert(valid, [IMAGE_RANGE_MESSAGE])]):
+        return tf.identity(x)
+
+
+def _endpoint_functions(network):
+    """(float32 images in [0, 1] -> output, uint8 images -> output) of `network`."""
+
+    def from_floats(x):
+        return network(_in_unit_range(x), training=False)
+
+    def from_uint8(x):
+        return network(tf.cast(x, tf.float32) / PIXEL_MAX, training=False)
+
+    return from_floats, from_uint8
 
 
 def export_saved_model(model, path):
-    """Exports a TF SavedModel with two endpoints, replacing `path` at the end.
+    """Exports a TF SavedModel with four endpoints, replacing `path` at the end.
 
-    Endpoints (inputs: float32 images of the model's input shape, any batch):
-    `serve` (also `serving_default`) returns reconstructions, `encode` the
-    code. Loadable with `tf.saved_model.load` without any project code.
+    `serve` (also `serving_default`) returns reconstructions and `encode` the
+    code, from float32 images in [0, 1] of the model's input shape (any
+    batch); other values are refused (InvalidArgumentError). `serve_uint8`
+    and `encode_uint8` take uint8 images (0..255) and scale them by 1/255.
+    Loadable with `tf.saved_model.load` without any project code.
     """
     path = Path(path)
     model = inference_model(model)
     encoder = model.get_layer(models.ENCODER)
-    signature = [tf.TensorSpec((None, *encoder.input_shape[1:]), tf.float32, name="images")]
+    shape = (None, *encoder.input_shape[1:])
+    floats = [tf.TensorSpec(shape, tf.float32, name="images")]
+    raw = [tf.TensorSpec(shape, tf.uint8, name="images")]
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint(
-        RECONSTRUCT_ENDPOINT, lambda x: model(x, training=False), input_signature=signature
-    )
-    archive.add_endpoint(
-        ENCODE_ENDPOINT, lambda x: encoder(x, training=False), input_signature=signature
-    )
+    for endpoint, network in ((RECONSTRUCT_ENDPOINT, model), (ENCODE_ENDPOINT, encoder)):
+        floats_fn, raw_fn = _endpoint_functions(network)
+        archive.add_endpoint(endpoint, floats_fn, input_signature=floats)
+        archive.add_endpoint(endpoint + UINT8_SUFFIX, raw_fn, input_signature=raw)
     tmp, old = _temporary_sibling(path), _temporary_sibling(path, ".old")
     for stale in (tmp, old):
         shutil.rmtree(stale, ignore_errors=True)
@@ -121,3 +248,119 @@ def export_saved_model(model, path):
         raise
     shutil.rmtree(old, ignore_errors=True)
     return path
+
+
+# === Export sets ===
+
+def export_lock(out, name, *, wait=True):
+    """The lock under which an export set of `name` in `out` is swapped or repaired."""
+    return locks.hold(Path(out) / f".{name}.lock", what=f"the export {name!r} in {out}",
+                      hint="wait for it to finish", wait=wait)
+
+
+def _remove(path):
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def _finish_swap(out, name, journal):
+    """Moves each staged artefact into place (the old one aside first); idempotent."""
+    staging, old = out / journal["staging"], out / journal["old"]
+    old.mkdir(exist_ok=True)
+    for artefact in artefacts(name):
+        new, current = staging / artefact, out / artefact
+        if not (new.exists() or new.is_symlink()):
+            continue  # already in place
+        if current.exists() or current.is_symlink():
+            _remove(old / artefact)
+            os.replace(current, old / artefact)
+        faults.point("export-swapping")
+        os.replace(new, current)
+    (out / SWAP_JOURNAL.format(name=name)).unlink()
+    shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_export_set(model, summary, out, name):
+    """Writes NAME.keras, NAME/ and NAME.json to `out` as one set; returns their paths."""
+    out = Path(out)
+    staging = out / f".{name}.tmp-{os.getpid()}"
+    journal_path = out / SWAP_JOURNAL.format(name=name)
+    try:
+        _remove(staging)
+        staging.mkdir()
+        save_keras(model, staging / f"{name}.keras")
+        faults.point("export-keras-staged")
+        export_saved_model(model, staging / name)
+        write_json(summary, staging / f"{name}.json")
+        with export_lock(out, name):
+            journal = {"staging": staging.name, "old": f"{staging.name}.old"}
+            write_json(journal, journal_path)
+            _finish_swap(out, name, journal)
+    finally:
+        if not journal_path.exists():  # a started swap is finished by `recover`, never undone
+            shutil.rmtree(staging, ignore_errors=True)
+    return {"keras": str(out / f"{name}.keras"), "saved_model": str(out / name),
+            "json": str(out / f"{name}.json")}
+
+
+def _stale_temporaries(out, name):
+    pattern = re.compile(rf"\.{re.escape(name)}(\.[\w.]+)?\.tmp-(\d+)(\..*)?")
+    for path in Path(out).glob(f".{name}.*"):
+        match = pattern.fullmatch(path.name)
+        if match and int(match.group(2)) != os.getpid() and not locks.is_running(int(match.group(2))):
+            yield path
+
+
+def recover(out, name):
+    """Finishes an interrupted swap of `name` in `out`, and removes stale temporaries.
+
+    Returns a list of notes on what was repaired (empty when nothing was).
+    """
+    out = Path(out)
+    journal_path = out / SWAP_JOURNAL.format(name=name)
+    if not out.is_dir() or not (journal_path.exists() or any(_stale_temporaries(out, name))):
+        return []
+    notes = []
+    with export_lock(out, name):
+        if journal_path.exists():
+            _finish_swap(out, name, json.loads(journal_path.read_text()))
+            notes.append(f"finished the interrupted replacement of the export {name!r} in {out}")
+        for stale in _stale_temporaries(out, name):
+            _remove(stale)
+            notes.append(f"removed {stale.name}, left by a killed run")
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    return notes
+
+
+# === Loading ===
+
+def load_model(path):
+    """Loads a .keras file of this project, in safe mode, every custom class registered.
+
+    One call instead of `import models, regularizers` + `keras.models.load_model`.
+
+    Raises:
+        ValueError: the file is not a .keras archive, or names classes,
+            modules or penalties this project does not have (one line).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"Expected `model` to be an existing .keras file. Received: model='{path}' "
+            f"({'a folder' if path.is_dir() else 'no such file'})")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"Expected `model` to be a .keras archive (a zip file). Received: model='{path}' "
+            f"({path.stat().st_size} bytes that are not a zip archive: truncated or not a model)")
+    try:
+        return keras.models.load_model(path)  # safe mode (the default)
+    except (TypeError, ValueError, KeyError, OSError, zipfile.BadZipFile) as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        raise ValueError(
+            f"Expected `model` to be a .keras file of this project's models. "
+            f"Received: model='{path}', which Keras cannot rebuild ({reason})"
+        ) from None

@@ -16,17 +16,22 @@ from importlib import metadata
 from pathlib import Path
 
 import keras
+import tensorflow as tf
 
 import models
+from pipeline import backup as backup_lib
 from pipeline import callbacks as callbacks_lib
 from pipeline import config as config_lib
 from pipeline import data
 from pipeline import distribution
 from pipeline import export
+from pipeline import locks
 from pipeline import objective
 
 DEFAULT_OUT = "saved_models"
 DEFAULT_LOG_ROOT = "logs"
+RUN_DIR_FORMAT = "%Y%m%d-%H%M%S"
+RUN_LOCK = ".lock"
 VERSIONED_PACKAGES = ("tensorflow", "keras", "numpy", "tensorboard")
 # Training images a family's data initializer sees (e.g. the dictionary's mean).
 DATA_INIT_IMAGES = 10_000
@@ -71,45 +76,74 @@ def _final_metrics(history):
     return {key: float(values[-1]) for key, values in history.history.items() if values}
 
 
-def _fit(model, config, strategy, train_ds, val_ds, sample, logdir, extra_callbacks, dry_run):
+def run_fingerprint(config, mnist, limit, distribute):
+    """What a backup must match to be resumed: the configuration (but the epoch
+    count, which a rerun may raise), the data and the strategy."""
+    fields = dataclasses.asdict(config)
+    fields.pop("epochs")
+    return {"config": fields, "distribute": distribute,
+            "data": {"sha256": mnist.sha256 or mnist.source, "limit": limit}}
+
+
+def new_run_dir(logdir):
+    """A fresh run folder logdir/YYYYmmdd-HHMMSS (TensorBoard shows runs side by side)."""
+    stamp = time.strftime(RUN_DIR_FORMAT)
+    candidate, count = Path(logdir) / stamp, 1
+    while candidate.exists():
+        count += 1
+        candidate = Path(logdir) / f"{stamp}-{count}"
+    return candidate
+
+
+def _fit(model, config, strategy, datasets, sample, run_dir, backup, extra_callbacks, dry_run,
+         backup_metadata=None):
     """Runs the training loop that suits `strategy`; returns (history, seconds).
 
     A dry run takes the same path with one batch, one epoch and no logs.
+    Both loops resume from `backup` (a `pipeline.backup.RunBackup`) and back
+    up after each finite epoch, recording `backup_metadata`.
     """
+    train_ds, val_ds = datasets
     multi_worker = distribution.is_multi_worker(strategy)
     epochs = 1 if dry_run else config.epochs
+    start = time.perf_counter()
+    if multi_worker:
+        backup_dir = Path(tempfile.mkdtemp()) if dry_run else backup.directory
+        if dry_run:
+            train_ds, val_ds = train_ds.take(1), val_ds.take(1)
+            all_callbacks = [keras.callbacks.TerminateOnNaN(), *extra_callbacks]
+        else:
+            all_callbacks = callbacks_lib.training_callbacks(
+                run_dir, sample, threshold=config.active_threshold,
+                resuming=backup.read() is not None) + list(extra_callbacks)
+        trainer = distribution.MultiWorkerTrainer(model, strategy, backup_dir,
+                                                  **(backup_metadata or {}))
+        history = trainer.fit(train_ds, val_ds, epochs=epochs, callbacks=all_callbacks)
+        if dry_run:
+            trainer.finish()
+        return history, time.perf_counter() - start
+    initial_epoch = 0
     if dry_run:
         train_ds, val_ds = train_ds.take(1), val_ds.take(1)
         all_callbacks = [keras.callbacks.TerminateOnNaN(), *extra_callbacks]
     else:
+        with strategy.scope():
+            initial_epoch = backup.restore(model)
         all_callbacks = callbacks_lib.training_callbacks(
-            logdir, sample, threshold=config.active_threshold, backup=not multi_worker
-        ) + list(extra_callbacks)
-    start = time.perf_counter()
-    if multi_worker:
-        backup_dir = Path(tempfile.mkdtemp()) if dry_run else Path(logdir) / callbacks_lib.BACKUP_DIR_NAME
-        trainer = distribution.MultiWorkerTrainer(model, strategy, backup_dir)
-        history = trainer.fit(train_ds, val_ds, epochs=epochs, callbacks=all_callbacks)
-        trainer.finish()
-    else:
-        history = model.fit(
-            train_ds,
-            validation_data=val_ds,
-            epochs=epochs,
-            callbacks=all_callbacks,
-            shuffle=False,  # the tf.data pipeline shuffles, with the seed
-            verbose=2 if dry_run else "auto",
-        )
+            run_dir, sample, threshold=config.active_threshold,
+            backup=backup_lib.BackupCallback(backup, **(backup_metadata or {})),
+            resuming=initial_epoch > 0,
+        ) + [callbacks_lib.EpochLine(epochs), *extra_callbacks]
+    history = model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        callbacks=all_callbacks,
+        shuffle=False,  # the tf.data pipeline shuffles, with the seed
+        verbose=2 if dry_run else 0,  # EpochLine prints one short line per epoch
+    )
     return history, time.perf_counter() - start
-
-
-def _export(model, summary, out, name):
-    """Writes NAME.keras, NAME/ (SavedModel) and NAME.json; returns their paths."""
-    return {
-        "keras": str(export.save_keras(model, out / f"{name}.keras")),
-        "saved_model": str(export.export_saved_model(model, out / name)),
-        "json": str(export.write_json(summary, out / f"{name}.json")),
-    }
 
 
 def _check_limit(limit):
@@ -129,8 +163,15 @@ def train(
     callbacks=(),
     distribute="none",
     cpu_replicas=None,
+    restart=False,
+    overwrite=False,
 ):
     """Trains the model of `config` on MNIST and exports it.
+
+    Names and folders are checked before any work; a run holds a lock on its
+    log folder (a second run of the same name is refused), resumes from its
+    backup only when the configuration and data match, and replaces its
+    exports as one set (pipeline.export).
 
     Args:
         config: a `TrainConfig`.
@@ -138,35 +179,60 @@ def train(
         limit: use only the first `limit` training and test images.
         name: export name (default `config.default_name`, e.g. "conv-l1").
         out: export folder: NAME.keras, NAME/ (SavedModel), NAME.json.
-        logdir: TensorBoard/CSV/backup folder (default logs/NAME).
+        logdir: the name's log folder (default logs/NAME): its backup/, and
+            one TensorBoard/CSV folder per run (logdir/YYYYmmdd-HHMMSS).
         dry_run: fit one batch through the same strategy and loop; write no
             logs and export nothing.
         callbacks: extra Keras callbacks, run after the standard ones.
         distribute: "none", "mirrored" or "multi-worker" (pipeline.distribution).
         cpu_replicas: with "mirrored" on a CPU-only machine, the number of
             logical CPU devices to mirror over.
+        restart: discard the run's backup and train afresh.
+        overwrite: replace an evaluated export (one whose NAME.eval.json
+            records its sha256, such as a shipped zoo model).
 
     Returns:
-        The run summary written to NAME.json (with "exports" paths added),
-        or the final metrics of the single batch for a dry run. On a
-        non-chief worker the exports and logs go to temporary folders that
-        are removed before returning.
+        The run summary written to NAME.json (with "exports" and "logs"
+        paths added), or the final metrics of the single batch for a dry
+        run. On a non-chief worker the exports and logs go to temporary
+        folders that are removed before returning.
     """
+    name = export.check_name(name or config.default_name)
+    logdir = Path(logdir or Path(DEFAULT_LOG_ROOT) / name)
+    _check_limit(limit)
+    if not dry_run:
+        export.check_targets(out, name, logdir, overwrite=overwrite)
     # First: logical devices can only be configured before TensorFlow starts.
     strategy = distribution.make_strategy(distribute, cpu_replicas=cpu_replicas)
     config, notes = distribution.adapt_config(config, strategy)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
-    name = name or config.default_name
-    logdir = Path(logdir or Path(DEFAULT_LOG_ROOT) / name)
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
         model = build_model(config, name=name)  # validates the architecture before any I/O
-    _check_limit(limit)
-    chief = distribution.is_chief(strategy)
-    if not dry_run and chief:
-        out = export.ensure_writable_dir(out)
-        export.ensure_writable_dir(logdir, flag="logdir")
+    run = dict(model=model, config=config, strategy=strategy, name=name, data_path=data_path,
+               limit=limit, distribute=distribute, callbacks=callbacks, restart=restart)
+    if dry_run:
+        return _train_and_export(**run, out=None, logdir=None, dry_run=True)
+    if not distribution.is_chief(strategy):
+        # A non-chief worker writes only to scratch folders.
+        scratch = Path(tempfile.mkdtemp(prefix=f"{name}-worker-"))
+        try:
+            return _train_and_export(**run, out=export.ensure_writable_dir(scratch / "out"),
+                                     logdir=scratch / "logs", dry_run=False)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    out = export.ensure_writable_dir(out)
+    export.ensure_writable_dir(logdir, flag="logdir")
+    with locks.hold(logdir / RUN_LOCK, what=f"the run {name!r} (logs in {logdir})",
+                    hint="wait for it to finish, or use another --name"):
+        export.recover(out, name)
+        return _train_and_export(**run, out=out, logdir=logdir, dry_run=False)
+
+
+def _train_and_export(*, model, config, strategy, name, data_path, limit, distribute,
+                      callbacks, restart, out, logdir, dry_run):
+    """Loads the data, resumes or starts the run, fits, exports (see `train`)."""
     mnist = data.load_mnist(data_path, limit=limit)
     (x_train, _), (x_val, _) = data.split_validation(
         mnist.x_train, mnist.y_train, config.validation_fraction, config.seed
@@ -174,47 +240,67 @@ def train(
     initialize = models.get_family(config.model).data_initializer
     if initialize is not None:
         initialize(model, x_train[:DATA_INIT_IMAGES])
-    train_ds = data.autoencoder_dataset(x_train, config.batch_size, shuffle_seed=config.seed)
-    val_ds = data.autoencoder_dataset(x_val, config.batch_size)
+    datasets = (data.autoencoder_dataset(x_train, config.batch_size, shuffle_seed=config.seed),
+                data.autoencoder_dataset(x_val, config.batch_size))
     sample = x_val[: config.diagnostic_sample_size]
     if dry_run:
-        history, _ = _fit(model, config, strategy, train_ds, val_ds, sample, logdir, callbacks, True)
+        history, _ = _fit(model, config, strategy, datasets, sample, None, None, callbacks, True)
         return _final_metrics(history)
 
-    scratch = None if chief else Path(tempfile.mkdtemp(prefix=f"{name}-worker-"))
+    backup = backup_lib.RunBackup(Path(logdir) / callbacks_lib.BACKUP_DIR_NAME)
+    if restart:
+        backup.remove()
+    fingerprint = run_fingerprint(config, mnist, limit, distribute)
+    backup.check(fingerprint, config.epochs)  # before any log is written
+    previous = backup.read()
+    run_dir = Path(logdir) / previous["run"] if previous else new_run_dir(logdir)
     try:
-        if scratch:  # a non-chief worker writes only to scratch folders
-            out = export.ensure_writable_dir(scratch / "out")
-            logdir = export.ensure_writable_dir(scratch / "logs", flag="logdir")
-        history, seconds = _fit(model, config, strategy, train_ds, val_ds, sample, logdir,
-                                callbacks, False)
-        final = _final_metrics(history)
-        if not history.epoch or not all(math.isfinite(v) for v in final.values()):
-            raise TrainingError(
-                f"Training stopped with a non-finite loss (final metrics {final}); "
-                f"nothing was exported. Try a smaller --learning-rate."
-            )
-        summary = {
-            "name": name,
-            "config": dataclasses.asdict(config),
-            "distribute": {"strategy": distribute, "replicas": strategy.num_replicas_in_sync,
-                           "chief": chief},
-            "data": {"source": mnist.source, "sha256": mnist.sha256, "limit": limit,
-                     "train_images": len(x_train), "validation_images": len(x_val)},
-            "versions": package_versions(),
-            "epochs_completed": history.epoch[-1] + 1,
-            "epochs_this_run": len(history.epoch),
-            "training_seconds_this_run": seconds,
-            "seconds_per_epoch": seconds / len(history.epoch),
-            "parameters": model.count_params(),
-            # ru_maxrss is in KiB on Linux: the peak of this whole process.
-            "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "final_metrics": final,
-        }
-        # Every worker exports, as TensorFlow's multi-worker saving guide has
-        # it; a non-chief's export lands in its scratch folder and is removed.
-        summary["exports"] = _export(model, summary, Path(out), name)
-    finally:
-        if scratch:
-            shutil.rmtree(scratch, ignore_errors=True)
+        history, seconds = _fit(model, config, strategy, datasets, sample, run_dir, backup,
+                                callbacks, False, {"fingerprint": fingerprint, "run": run_dir.name})
+    except tf.errors.OpError as error:  # e.g. ResourceExhaustedError: the log disk is full
+        raise TrainingError(
+            f"TensorFlow failed during training ({type(error).__name__}: "
+            f"{(error.message or '').strip().splitlines()[0][:200]}); the last backup in "
+            f"{backup.directory} is kept"
+        ) from None
+    final = _final_metrics(history)
+    if not history.epoch or not all(math.isfinite(v) for v in final.values()):
+        raise TrainingError(
+            f"Training stopped with a non-finite loss (final metrics {final}); "
+            f"nothing was exported and the last good backup is kept. "
+            f"Try a smaller --learning-rate."
+        )
+    completed, this_run = history.epoch[-1] + 1, len(history.epoch)
+    summary = {
+        "name": name,
+        "config": dataclasses.asdict(config),
+        "distribute": {"strategy": distribute, "replicas": strategy.num_replicas_in_sync,
+                       "chief": distribution.is_chief(strategy)},
+        "data": {"source": Path(mnist.source).name if mnist.sha256 else mnist.source,
+                 "sha256": mnist.sha256, "limit": limit,
+                 "train_images": len(x_train), "validation_images": len(x_val)},
+        "versions": package_versions(),
+        "epochs_completed": completed,
+        "epochs_this_run": this_run,
+        # None, or the backed-up epoch this run resumed after.
+        "resumed_from_epoch": completed - this_run or None,
+        "training_seconds_this_run": seconds,
+        "seconds_per_epoch": seconds / this_run,
+        "parameters": model.count_params(),
+        # ru_maxrss is in KiB on Linux: the peak of this whole process.
+        "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "final_metrics": final,
+    }
+    # Every worker exports, as TensorFlow's multi-worker saving guide has
+    # it; a non-chief's export lands in its scratch folder and is removed.
+    try:
+        summary["exports"] = export.write_export_set(model, summary, Path(out), name)
+    except tf.errors.OpError as error:  # e.g. a full disk under the SavedModel
+        raise export.OutputError(
+            f"Expected `out` to take the export {name!r}. Received: out='{out}' "
+            f"({(error.message or '').strip().splitlines()[0][:200]}); the previous export "
+            f"is unchanged and the backup in {backup.directory} is kept"
+        ) from None
+    summary["logs"] = str(run_dir)
+    backup.remove()  # only now: a kill before this point resumes
     return summary

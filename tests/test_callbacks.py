@@ -61,14 +61,15 @@ def test_penalty_scalar_holds_every_penalty_term_and_auxk_its_own(tmp_path):
 
 
 def test_callbacks_in_order_and_csv_appends_only_when_resuming(tmp_path):
+    from pipeline import backup as backup_lib
+
     sample = np.zeros((2, 4))
-    callbacks = monitoring.training_callbacks(tmp_path, sample)
+    backup = backup_lib.BackupCallback(backup_lib.RunBackup(tmp_path / "backup"))
+    callbacks = monitoring.training_callbacks(tmp_path, sample, backup=backup)
     kinds = [type(c) for c in callbacks]
     assert kinds == [
         monitoring.SparsityDiagnostics, keras.callbacks.TerminateOnNaN,
-        keras.callbacks.BackupAndRestore, keras.callbacks.CSVLogger, keras.callbacks.TensorBoard,
+        backup_lib.BackupCallback, keras.callbacks.CSVLogger, keras.callbacks.TensorBoard,
     ]
     assert callbacks[3].append is False
-    (tmp_path / monitoring.BACKUP_DIR_NAME).mkdir()
-    (tmp_path / monitoring.BACKUP_DIR_NAME / "latest.weights.h5").write_bytes(b"")
-    assert monitoring.training_callbacks(tmp_path, sample)[3].append is True
+    assert monitoring.training_callbacks(tmp_path, sample, resuming=True)[2].append is True

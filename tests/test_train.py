@@ -93,8 +93,10 @@ def event_tags(run_dir):
 
 def test_tensorboard_shows_the_sparsity_diagnostics_per_epoch(tmp_path, tiny_mnist):
     epochs = 2
-    train.main(tiny_args(tmp_path, tiny_mnist, "conv", "kl", "--code-activation", "sigmoid", epochs=epochs))
-    logdir = tmp_path / "logs" / "conv-kl"
+    summary = train.main(tiny_args(tmp_path, tiny_mnist, "conv", "kl", "--code-activation", "sigmoid",
+                                   epochs=epochs))
+    logdir = Path(summary["logs"])  # this run's folder, logs/NAME/YYYYmmdd-HHMMSS
+    assert logdir.parent == tmp_path / "logs" / "conv-kl"
     every_epoch = list(range(epochs))
     training = event_tags(logdir / "train")
     for tag in ("epoch_loss", "epoch_bce"):
@@ -135,7 +137,10 @@ def test_interrupted_run_resumes_from_the_last_epoch(tmp_path, tiny_mnist):
     summary = training.train(config, **kwargs)
     assert summary["epochs_completed"] == epochs
     assert summary["epochs_this_run"] == epochs - 2
-    rows = (tmp_path / "logs" / "training.csv").read_text().splitlines()[1:]
+    assert summary["resumed_from_epoch"] == 2
+    # The resumed run continues the interrupted run's folder (TensorBoard and CSV).
+    assert Path(summary["logs"]).parent == tmp_path / "logs"
+    rows = (Path(summary["logs"]) / "training.csv").read_text().splitlines()[1:]
     assert [int(row.split(",")[0]) for row in rows] == list(range(epochs))
     assert not any((tmp_path / "logs" / "backup").glob("*")), "backup kept after success"
 
@@ -263,10 +268,10 @@ def test_killed_process_resumes_with_the_same_command(tmp_path):
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + KILL_DEADLINE_SECONDS
-        csv = tmp_path / "logs" / "dense-none" / "training.csv"
         # Kill once at least two epochs are logged (so one is surely backed up).
         while time.monotonic() < deadline and process.poll() is None:
-            if csv.is_file() and len(csv.read_text().splitlines()) >= 3:
+            csv = next((tmp_path / "logs" / "dense-none").glob("*/training.csv"), None)
+            if csv is not None and len(csv.read_text().splitlines()) >= 3:
                 break
             time.sleep(KILL_POLL_SECONDS)
         assert process.poll() is None, "finished before it could be killed"
