@@ -7,38 +7,54 @@ The work is done by `pipeline.evaluation.evaluate`.
 """
 
 import argparse
+import signal
 import sys
 
-from pipeline import data
-from pipeline import evaluation
-from pipeline import metrics
+from pipeline import flags  # the flag table, without TensorFlow
+
+INTERRUPTED_EXIT = 130
 
 
 def parse_args(argv=None):
+    table = flags.table()
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("model", help=f"a .keras file, or a NAME in {evaluation.DEFAULT_MODELS_DIR}/")
+    parser.add_argument("model", help=f"a .keras file, or a NAME in {table['default_models_dir']}/")
     parser.add_argument("--data", default=None,
-                        help=f"MNIST .npz (default: ${data.DATA_ENV_VAR}, else download)")
+                        help=f"MNIST .npz (default: ${table['data_env_var']}, else download)")
     parser.add_argument("--limit", type=int, default=None,
-                        help="use only the first N training and test images")
+                        help="use only the first N (>= 2) training and test images")
     parser.add_argument("--out", default=None, help="report folder (default: the model's)")
-    parser.add_argument("--active-threshold", type=float, default=metrics.ACTIVE_THRESHOLD,
-                        help="a code unit is active above this")
+    parser.add_argument("--active-threshold", type=float, default=table["active_threshold"],
+                        help="a code unit is active above this (a finite number > 0)")
     parser.add_argument("--no-probe", action="store_true", help="skip the linear probe")
     return parser.parse_args(argv)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main(argv=None):
     args = parse_args(argv)
+    flags.quiet_tensorflow()  # before TensorFlow is imported (by the lines below)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # handled like Ctrl-C
     try:
+        from pipeline import evaluation
+
         report = evaluation.evaluate(
             args.model, data_path=args.data, limit=args.limit, out=args.out,
             threshold=args.active_threshold, probe=not args.no_probe)
     except (ValueError, OSError) as error:
         sys.exit(f"evaluate.py: error: {error}")
+    except KeyboardInterrupt as interrupt:
+        print(f"evaluate.py: interrupted ({interrupt or 'Ctrl-C'}); the previous report and "
+              f"pictures are unchanged", file=sys.stderr)
+        sys.exit(INTERRUPTED_EXIT)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     for key, value in report.items():
         if not isinstance(value, dict):
             print(f"{key:>24}: {value:.6g}" if isinstance(value, float) else f"{key:>24}: {value}")

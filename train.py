@@ -11,15 +11,16 @@ activations (models/activations.py) and the training fields
 """
 
 import argparse
+import dataclasses
+import json
+import signal
 import sys
+from pathlib import Path
 
-import models
-import regularizers
-from pipeline import config as config_lib
-from pipeline import data
-from pipeline import distribution
-from pipeline import manifest
-from pipeline import training
+from pipeline import flags  # the flag table, without TensorFlow
+
+# Exit status of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT).
+INTERRUPTED_EXIT = 130
 
 
 class _OneLineErrorParser(argparse.ArgumentParser):
@@ -45,67 +46,87 @@ def _bool(text):
     return choices[text.lower()]
 
 
-_PARSERS = {bool: _bool, tuple: _int_tuple}
+_PARSERS = {"bool": _bool, "tuple": _int_tuple}
 _GROUPS = {"training": "training", "model": "architecture (--model)", "reg": "penalty (--reg)",
            "code_activation": "code activation (--code-activation)"}
 
 
-def _defaults_text(option):
-    """ "default: ..." for each owner, with the family defaults applied."""
-    shown = []
-    for owner, default in option.defaults.items():
-        if owner[0] == "model":
-            default = models.FAMILIES[owner[1]].defaults.get(option.name, default)
-        value = ",".join(map(str, default)) if isinstance(default, tuple) else default
-        shown.append(f"{owner[-1]} {value}" if owner[0] != "training" else f"{value}")
-    return "; ".join(dict.fromkeys(shown))
+def _epilog(table):
+    """The families' defaults and the zoo presets, for --help."""
+    lines = ["Defaults by family (any flag overrides them):"]
+    for name, settings in table["family_defaults"].items():
+        shown = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in settings.items())
+        lines.append(f"  {name:<12} {shown}")
+    lines.append("Zoo presets (--preset NAME; also the defaults of --model M --reg R for "
+                 "NAME = M-R):")
+    for name, entry in table["presets"].items():
+        shown = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in entry["options"].items())
+        lines.append(f"  {name:<12} --model {entry['model']} --reg {entry['reg']} {shown}")
+    lines.append("--print-config shows the resolved configuration of a command without training.")
+    return "\n".join(lines)
 
 
 def parse_args(argv=None):
-    """Parses the command line; unset hyperparameters come from the preset and family."""
+    """Parses the command line; unset hyperparameters come from the preset and family.
+
+    Needs no TensorFlow: the flags come from `pipeline.flags.table()`.
+    """
+    table = flags.table()
     parser = _OneLineErrorParser(
-        description=__doc__.split("\n")[0],
-        epilog="Zoo presets (--preset NAME): " + ", ".join(manifest.ZOO),
+        description=__doc__.split("\n")[0], epilog=_epilog(table),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", choices=list(models.FAMILIES), default=None,
-                        help=f"model family (default: {config_lib.TrainConfig.model})")
-    parser.add_argument("--reg", choices=regularizers.penalty_names(), default=None,
-                        help=f"code penalty (default: {config_lib.TrainConfig.reg})")
-    parser.add_argument("--preset", choices=list(manifest.ZOO), default=None,
+    parser.add_argument("--model", choices=table["models"], default=None,
+                        help=f"model family (default: {table['default_model']})")
+    parser.add_argument("--reg", choices=table["regs"], default=None,
+                        help=f"code penalty (default: {table['default_reg']})")
+    parser.add_argument("--preset", choices=list(table["presets"]), default=None,
                         help="a zoo model's settings (default: the zoo model MODEL-REG, if any)")
     groups = {}
-    for name, option in config_lib.options().items():
-        kind = option.owners[0][0]
+    for option in table["options"]:
+        kind = option["group"]
         if kind not in groups:
             groups[kind] = parser.add_argument_group(_GROUPS[kind])
         groups[kind].add_argument(
-            "--" + name.replace("_", "-"), dest=name, default=None,
-            type=_PARSERS.get(option.kind, option.kind),
-            help=f"{option.help} (default: {_defaults_text(option)})",
+            "--" + option["name"].replace("_", "-"), dest=option["name"], default=None,
+            type=_PARSERS.get(option["kind"], flags.KINDS[option["kind"]]), help=option["help"],
         )
     run = parser.add_argument_group("run")
     run.add_argument("--data", default=None,
-                     help=f"MNIST .npz in the Keras layout (default: ${data.DATA_ENV_VAR}, "
+                     help=f"MNIST .npz in the Keras layout (default: ${table['data_env_var']}, "
                           "else download)")
     run.add_argument("--limit", type=int, default=None,
                      help="use only the first N training and test images (default: all)")
     run.add_argument("--name", default=None, help="export name (default: the preset or MODEL-REG)")
-    run.add_argument("--out", default=training.DEFAULT_OUT,
-                     help=f"export folder (default: {training.DEFAULT_OUT})")
+    run.add_argument("--out", default=table["default_out"],
+                     help=f"export folder (default: {table['default_out']})")
     run.add_argument("--logdir", default=None,
-                     help=f"log folder (default: {training.DEFAULT_LOG_ROOT}/NAME)")
+                     help=f"the name's log folder: backup/ and one folder per run "
+                          f"(default: {table['default_log_root']}/NAME)")
+    run.add_argument("--restart", action="store_true",
+                     help="discard the name's backup and train afresh (default: resume a "
+                          "backup of the same configuration and data)")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace an evaluated export, such as a shipped zoo model "
+                          "(default: refuse)")
+    run.add_argument("--print-config", action="store_true",
+                     help="print the resolved configuration as JSON and exit")
     run.add_argument("--dry-run", action="store_true",
-                     help="fit one batch through the same path, write nothing")
-    run.add_argument("--distribute", choices=distribution.STRATEGIES, default="none",
+                     help="print the configuration, fit one batch through the same path, "
+                          "write nothing")
+    run.add_argument("--distribute", choices=table["strategies"], default="none",
                      help="tf.distribute strategy (multi-worker reads TF_CONFIG; default: none)")
     run.add_argument("--cpu-replicas", type=int, default=None,
                      help="with --distribute mirrored on a CPU-only machine: logical CPU "
-                          "devices to mirror over")
+                          "devices to mirror over (default: none)")
     return parser.parse_args(argv)
 
 
 def resolve(args):
     """(config, name) of the parsed command line."""
+    from pipeline import config as config_lib
+    from pipeline import manifest
+
     name = args.name
     if args.preset:
         entry = manifest.ZOO[args.preset]
@@ -124,20 +145,59 @@ def resolve(args):
     return config_lib.resolve_config(model, reg, preset=preset, **overrides), name
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _report(summary, args):
+    """The end of a run: what it reached, where its files are, what to run next."""
+    final, exports = summary["final_metrics"], summary["exports"]
+    resumed = summary.get("resumed_from_epoch")
+    lines = [
+        f"{summary['name']}: {summary['epochs_completed']} epochs"
+        + (f" (resumed after epoch {resumed})" if resumed else "")
+        + f", validation reconstruction loss {final.get('val_reconstruction_loss', float('nan')):.4f}"
+        + f", L0 {final.get('val_code_l0', float('nan')):.1f}"
+        + f", dead units {100 * final.get('val_code_dead_fraction', float('nan')):.1f}%",
+        f"exported {exports['keras']}, {exports['saved_model']} (SavedModel), {exports['json']}",
+        f"logs in {summary['logs']}",
+        "next:",
+        f"  python evaluate.py {exports['keras']}" + (f" --data {args.data}" if args.data else ""),
+        f"  tensorboard --logdir {Path(summary['logs']).parent}    # this name's runs side by side",
+    ]
+    print("\n".join(lines))
+
+
 def main(argv=None):
     args = parse_args(argv)
+    flags.quiet_tensorflow()  # before TensorFlow is imported (by the lines below)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # handled like Ctrl-C
     try:
+        from pipeline import distribution
+        from pipeline import training
+
         config, name = resolve(args)
+        if args.print_config or args.dry_run:
+            print(json.dumps({"name": name or config.default_name,
+                              "config": json.loads(json.dumps(dataclasses.asdict(config)))}, indent=2))
+        if args.print_config:
+            return config
         summary = training.train(
             config, data_path=args.data, limit=args.limit, name=name, out=args.out,
             logdir=args.logdir, dry_run=args.dry_run, distribute=args.distribute,
-            cpu_replicas=args.cpu_replicas,
+            cpu_replicas=args.cpu_replicas, restart=args.restart, overwrite=args.overwrite,
         )
     except (ValueError, OSError, training.TrainingError) as error:
-        # DataError and OutputError are ValueError and OSError.
+        # DataError, OutputError, BackupError and LockedError are ValueError or OSError.
         sys.exit(f"train.py: error: {error}")
+    except KeyboardInterrupt as interrupt:
+        print(f"train.py: interrupted ({interrupt or 'Ctrl-C'}); temporary files removed; "
+              f"the same command resumes from the last backed-up epoch", file=sys.stderr)
+        sys.exit(INTERRUPTED_EXIT)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if not args.dry_run and summary["distribute"]["chief"]:
-        print(f"exported {', '.join(summary['exports'].values())}")
+        _report(summary, args)
     elif not args.dry_run:
         print(f"worker {distribution.task_description()} finished; the chief exports")
     return summary

@@ -120,11 +120,11 @@ class RunBackup:
                 f"the backup and train afresh, or use another --name."
             )
         done = metadata["backups"][0]["epoch"]
-        if done >= epochs:
+        if done > epochs:
             raise BackupError(
-                f"Expected --epochs above the {done} epochs this run's backup in {self.directory} "
-                f"already holds. Received: epochs={epochs}. Pass a larger --epochs to continue "
-                f"it, or --restart to train afresh."
+                f"Expected --epochs >= {done}, the epochs this run's backup in {self.directory} "
+                f"already holds. Received: epochs={epochs}. Pass --epochs {done} or more to "
+                f"continue it, or --restart to train afresh."
             )
 
     def save(self, model, epochs_done, **extra):
@@ -220,4 +220,6 @@ class BackupCallback(keras.callbacks.Callback):
         values = [v for v in (logs or {}).values() if isinstance(v, (int, float, np.floating))]
         if self.model.stop_training or not np.all(np.isfinite(values)):
             return
-        self.backup.save(self.model, epoch + 1, **self.extra)
+        final = {k: float(v) for k, v in (logs or {}).items()
+                 if isinstance(v, (int, float, np.floating))}
+        self.backup.save(self.model, epoch + 1, **self.extra, logs=final)

@@ -25,6 +25,8 @@ from pipeline import metrics
 
 # Builder arguments that are not hyperparameters.
 _NOT_OPTIONS = {"input_shape", "activity_regularizer", "name", "self", "kwargs"}
+# The largest finite float32 (numpy.finfo("float32").max).
+FLOAT32_MAX = 3.4028234663852886e38
 KERAS_ACTIVATION_HINT = "a Keras activation (relu, sigmoid, ...)"
 
 
@@ -73,6 +75,15 @@ class TrainConfig:
                 "Expected `validation_fraction` in (0, 1). "
                 f"Received: validation_fraction={self.validation_fraction!r}"
             )
+        # Python floats beyond float32 become inf in the model (--l1 1e300).
+        for part in (dataclasses.asdict(self), self.architecture or {}, self.penalty or {},
+                     self.code_activation_args or {}):
+            for name, value in part.items():
+                if isinstance(value, float) and math.isfinite(value) and abs(value) > FLOAT32_MAX:
+                    raise ValueError(
+                        f"Expected `{name}` to fit in float32 (|{name}| <= {FLOAT32_MAX:.4g}). "
+                        f"Received: {name}={value!r}"
+                    )
         # The penalty and code activation check their own arguments.
         build_penalty(self)
         build_code_activation(self)

@@ -7,6 +7,7 @@ Sources, in order: an explicit path (`--data PATH`), the environment variable
 import dataclasses
 import hashlib
 import os
+import zipfile
 from pathlib import Path
 
 import keras
@@ -20,6 +21,7 @@ NUM_CLASSES = 10
 PIXEL_MAX = 255.0
 KERAS_DOWNLOAD = "keras.datasets.mnist"
 HASH_CHUNK_BYTES = 1 << 20
+ZIP_MAGIC = b"PK\x03\x04"  # a .npz is a zip archive
 
 
 class DataError(ValueError):
@@ -53,21 +55,70 @@ def file_sha256(path):
     return digest.hexdigest()
 
 
-def _read_npz(path):
+def _check_file(path):
+    """Raises DataError saying what is wrong with `path` unless it looks like an .npz."""
+    expected = "Expected `data` to be a .npz file in the Keras MNIST layout."
+    if not path.exists():
+        raise DataError(f"{expected} Received: data='{path}' (no such file)")
+    if path.is_dir():
+        raise DataError(f"{expected} Received: data='{path}' (a folder)")
     if not path.is_file():
-        raise DataError(
-            f"Expected `data` to be an existing .npz file in the Keras MNIST layout. "
-            f"Received: data='{path}' (no such file)"
-        )
+        raise DataError(f"{expected} Received: data='{path}' (not a regular file: a FIFO, "
+                        f"device or socket)")
+    with open(path, "rb") as file:
+        head = file.read(len(ZIP_MAGIC))
+    if not head:
+        raise DataError(f"{expected} Received: data='{path}' (an empty file)")
+    if head != ZIP_MAGIC:
+        raise DataError(f"{expected} Received: data='{path}' (not a zip archive, as numpy.savez "
+                        f"writes: it starts with the bytes {head.hex(' ')})")
+
+
+def _read_member(archive, key, limit, source):
+    """The first `limit` rows of array `key`, after checking its declared header.
+
+    Reads (and decompresses) only those rows: the shape and dtype come from
+    the .npy header, before any data.
+    """
+    with archive.open(f"{key}.npy") as file:
+        version = np.lib.format.read_magic(file)
+        if version not in ((1, 0), (2, 0)):
+            return np.lib.format.read_array(file, allow_pickle=False)[:limit]
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, fortran_order, dtype = read_header(file)
+        if dtype.hasobject:
+            raise DataError(
+                f"Expected `{key}` to hold numbers. Received: {key}.dtype={dtype} in {source} "
+                f"(object arrays need pickle, which is refused)")
+        wanted = (2, 3) if key.startswith("x") else (1,)
+        if len(shape) not in wanted:
+            raise DataError(
+                f"Expected `{key}` with {' or '.join(map(str, wanted))} dimensions. "
+                f"Received: {key}.shape={shape} in {source}")
+        if fortran_order:
+            return np.lib.format.read_array(file, allow_pickle=False)[:limit]
+        count = shape[0] if limit is None else min(shape[0], limit)
+        row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+        buffer = file.read(count * row_bytes)
+        if len(buffer) != count * row_bytes:
+            raise DataError(
+                f"Expected `{key}` to hold {count} rows of {row_bytes} bytes. "
+                f"Received: {len(buffer)} bytes in {source} (truncated)")
+        return np.frombuffer(buffer, dtype).reshape((count, *shape[1:]))
+
+
+def _read_npz(path, limit=None):
+    _check_file(path)
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            missing = [key for key in MNIST_KEYS if key not in archive.files]
+        with zipfile.ZipFile(path) as archive:
+            missing = [key for key in MNIST_KEYS if f"{key}.npy" not in archive.namelist()]
             if missing:
                 raise DataError(
                     f"Expected `data` to hold the arrays {list(MNIST_KEYS)}. "
                     f"Received: data='{path}' without {missing}"
                 )
-            return {key: archive[key] for key in MNIST_KEYS}
+            return {key: _read_member(archive, key, limit, path) for key in MNIST_KEYS}
     except DataError:
         raise
     except Exception as error:  # zipfile/ValueError/OSError: not a readable npz
@@ -146,7 +197,7 @@ def load_mnist(path=None, *, limit=None):
     """
     path = resolve_data_path(path)
     source = str(path) if path else KERAS_DOWNLOAD
-    arrays = _read_npz(path) if path else _download()
+    arrays = _read_npz(path, limit) if path else _download()
     x_train = _to_images("x_train", arrays["x_train"][:limit], source)
     x_test = _to_images("x_test", arrays["x_test"][:limit], source)
     return Mnist(

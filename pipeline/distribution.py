@@ -246,14 +246,14 @@ class MultiWorkerTrainer:
                   flush=True)
             if self.model.stop_training or not all(np.isfinite(list(logs.values()))):
                 break  # not backed up: the last backup stays a good one
-            self._backup(epoch + 1)
+            self._backup(epoch + 1, logs)
         callback_list.on_train_end()
         return history
 
-    def _backup(self, epochs_done):
+    def _backup(self, epochs_done, logs=None):
         """The chief backs the model up (pipeline.backup: atomic, the previous one kept)."""
         if self.chief:
-            self.backup.save(self.model, epochs_done, **self.backup_metadata)
+            self.backup.save(self.model, epochs_done, **self.backup_metadata, logs=logs or {})
 
     def restore(self):
         """Resumes from the chief's last backup; returns the epoch to start at.

@@ -4,14 +4,14 @@ evaluate.py is a thin command line over `evaluate`.
 """
 
 import dataclasses
+import math
+import os
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
 
 import models
-import regularizers  # noqa: F401  (registers the penalties for load_model)
 from models.dictionary import DICTIONARY_LAYER
 from pipeline import callbacks
 from pipeline import data
@@ -32,8 +32,8 @@ VERIFY_IMAGES = 1000
 def resolve_model_path(model, models_dir=DEFAULT_MODELS_DIR):
     """`model` if it is an existing .keras file, else models_dir/model.keras."""
     for candidate in (Path(model), Path(models_dir) / f"{model}.keras"):
-        if candidate.is_file() and candidate.suffix == ".keras":
-            return candidate
+        if candidate.suffix == ".keras" and candidate.exists():
+            return candidate  # export.load_model says what is wrong with it, if anything
     raise FileNotFoundError(
         f"Expected `model` to be a .keras file or the NAME of one in {models_dir}/. "
         f"Received: model='{model}' (not found)"
@@ -152,32 +152,70 @@ def save_pictures(model, mnist, codes, x_hat, out, name, threshold):
     return {key: str(path) for key, path in pictures.items()}
 
 
+def _check_options(limit, threshold):
+    """The checks train.py makes on the same values."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 2):
+        raise ValueError(f"Expected `limit` to be an integer >= 2. Received: limit={limit!r}")
+    if isinstance(threshold, bool) or not (
+            isinstance(threshold, (int, float)) and math.isfinite(threshold) and threshold > 0):
+        raise ValueError(
+            f"Expected `active_threshold` to be a finite number > 0. "
+            f"Received: active_threshold={threshold!r}")
+
+
+def _check_input_shape(model, path, image_shape):
+    shape = tuple(model.get_layer(models.ENCODER).input_shape[1:])
+    if shape != tuple(image_shape):
+        raise ValueError(
+            f"Expected `model` to take MNIST images of shape {tuple(image_shape)}. "
+            f"Received: model='{path}' with input shape {shape}")
+
+
+def _check_finite(report, path):
+    bad = {k: v for k, v in report.items() if isinstance(v, float) and not math.isfinite(v)}
+    if bad:
+        raise ValueError(
+            f"Expected finite metrics from the model. Received: "
+            f"{', '.join(f'{k}={v}' for k, v in sorted(bad.items()))} for model='{path}' "
+            f"(non-finite weights or outputs); no report written")
+
+
 def evaluate(model_path, *, data_path=None, limit=None, out=None,
              threshold=metrics.ACTIVE_THRESHOLD, probe=True):
     """Evaluates a saved model on the MNIST test set and writes its report.
 
+    The report (NAME.eval.json) is deterministic: paths are relative to its
+    folder, and the timing is returned ("seconds") but not written, so that
+    re-evaluating a shipped model leaves its files unchanged.
+
     Args:
         model_path: a .keras file, or the NAME of one in saved_models/.
         data_path: MNIST .npz (None: $SPARSE_AE_ZOO_DATA, else download).
-        limit: use only the first `limit` training and test images.
+        limit: use only the first `limit` (>= 2) training and test images.
         out: folder for NAME.eval.json and the PNGs (default: the model's).
-        threshold: activity threshold of L0 and dead units.
+        threshold: activity threshold of L0 and dead units (finite, > 0).
         probe: also train and score the linear probe on the codes.
 
     Returns:
-        The report written to NAME.eval.json, with the picture paths.
+        The report written to NAME.eval.json, with "seconds" added.
     """
+    _check_options(limit, threshold)
     path = resolve_model_path(model_path)
     name = path.name.removesuffix(".keras")
+    export.recover(path.parent, name)  # finishes an interrupted export swap, if any
     out = export.ensure_writable_dir(out or path.parent)
-    model = keras.models.load_model(path)  # safe mode (the default)
+    model = export.load_model(path)  # safe mode, every custom class registered
+    _check_input_shape(model, path, data.IMAGE_SHAPE)
     mnist = data.load_mnist(data_path, limit=limit)
     start = time.perf_counter()
     report, codes, x_hat = compute_metrics(model, mnist, threshold=threshold, probe=probe)
-    report.update(model=str(path), model_sha256=data.file_sha256(path),
-                  data_source=mnist.source, data_sha256=mnist.sha256,
-                  seconds=time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    _check_finite(report, path)
+    report.update(model=os.path.relpath(path, out), model_sha256=data.file_sha256(path),
+                  data_source=Path(mnist.source).name if mnist.sha256 else mnist.source,
+                  data_sha256=mnist.sha256)
     report["verify_subset"] = verify_subset_metrics(model, mnist, threshold=threshold)
-    report["pictures"] = save_pictures(model, mnist, codes, x_hat, out, name, threshold)
+    pictures = save_pictures(model, mnist, codes, x_hat, out, name, threshold)
+    report["pictures"] = {key: os.path.relpath(p, out) for key, p in pictures.items()}
     export.write_json(report, out / f"{name}.eval.json")
-    return report
+    return {**report, "seconds": seconds}

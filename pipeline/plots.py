@@ -1,6 +1,8 @@
 """Pictures of an autoencoder: reconstructions, learned features, code histograms."""
 
 import math
+import os
+from pathlib import Path
 
 import matplotlib
 
@@ -51,8 +53,15 @@ def _show(ax, grid, title):
 
 
 def _save(fig, path):
-    fig.savefig(path, dpi=FIGURE_DPI, bbox_inches="tight")
-    plt.close(fig)
+    """Saves `fig` as a PNG at `path` atomically: a temporary file renamed over it."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
+    try:
+        fig.savefig(tmp, dpi=FIGURE_DPI, bbox_inches="tight", format="png")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
     return path
 
 

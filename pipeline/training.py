@@ -146,6 +146,20 @@ def _fit(model, config, strategy, datasets, sample, run_dir, backup, extra_callb
     return history, time.perf_counter() - start
 
 
+def _fit_reporting_tf_errors(model, config, strategy, datasets, sample, run_dir, backup,
+                             callbacks, backup_metadata):
+    """`_fit`, with TensorFlow's errors (a full log disk, say) as one-line TrainingErrors."""
+    try:
+        return _fit(model, config, strategy, datasets, sample, run_dir, backup, callbacks,
+                    False, backup_metadata)
+    except tf.errors.OpError as error:  # e.g. ResourceExhaustedError
+        raise TrainingError(
+            f"TensorFlow failed during training ({type(error).__name__}: "
+            f"{(error.message or '').strip().splitlines()[0][:200]}); the last backup in "
+            f"{backup.directory} is kept"
+        ) from None
+
+
 def _check_limit(limit):
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 2):
         raise ValueError(f"Expected `limit` to be an integer >= 2. Received: limit={limit!r}")
@@ -254,23 +268,28 @@ def _train_and_export(*, model, config, strategy, name, data_path, limit, distri
     backup.check(fingerprint, config.epochs)  # before any log is written
     previous = backup.read()
     run_dir = Path(logdir) / previous["run"] if previous else new_run_dir(logdir)
-    try:
-        history, seconds = _fit(model, config, strategy, datasets, sample, run_dir, backup,
-                                callbacks, False, {"fingerprint": fingerprint, "run": run_dir.name})
-    except tf.errors.OpError as error:  # e.g. ResourceExhaustedError: the log disk is full
-        raise TrainingError(
-            f"TensorFlow failed during training ({type(error).__name__}: "
-            f"{(error.message or '').strip().splitlines()[0][:200]}); the last backup in "
-            f"{backup.directory} is kept"
-        ) from None
-    final = _final_metrics(history)
-    if not history.epoch or not all(math.isfinite(v) for v in final.values()):
-        raise TrainingError(
-            f"Training stopped with a non-finite loss (final metrics {final}); "
-            f"nothing was exported and the last good backup is kept. "
-            f"Try a smaller --learning-rate."
-        )
-    completed, this_run = history.epoch[-1] + 1, len(history.epoch)
+    # A run killed after its last epoch but before its export: export the backup.
+    finished = previous is not None and previous["epoch"] == config.epochs
+    if finished:
+        with strategy.scope():
+            finished = backup.restore(model) == config.epochs
+    if finished:
+        print(f"note: the backup in {backup.directory} holds all {config.epochs} epochs; "
+              f"exporting it", file=sys.stderr)
+        final, seconds = previous.get("logs", {}), 0.0
+        completed, this_run = config.epochs, 0
+    else:
+        history, seconds = _fit_reporting_tf_errors(
+            model, config, strategy, datasets, sample, run_dir, backup, callbacks,
+            {"fingerprint": fingerprint, "run": run_dir.name})
+        final = _final_metrics(history)
+        if not history.epoch or not all(math.isfinite(v) for v in final.values()):
+            raise TrainingError(
+                f"Training stopped with a non-finite loss (final metrics {final}); "
+                f"nothing was exported and the last good backup is kept. "
+                f"Try a smaller --learning-rate."
+            )
+        completed, this_run = history.epoch[-1] + 1, len(history.epoch)
     summary = {
         "name": name,
         "config": dataclasses.asdict(config),
@@ -285,7 +304,7 @@ def _train_and_export(*, model, config, strategy, name, data_path, limit, distri
         # None, or the backed-up epoch this run resumed after.
         "resumed_from_epoch": completed - this_run or None,
         "training_seconds_this_run": seconds,
-        "seconds_per_epoch": seconds / this_run,
+        "seconds_per_epoch": seconds / this_run if this_run else None,
         "parameters": model.count_params(),
         # ru_maxrss is in KiB on Linux: the peak of this whole process.
         "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

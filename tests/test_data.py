@@ -83,13 +83,13 @@ def test_missing_and_corrupt_files(tmp_path):
         datasets.load_mnist(tmp_path / "absent.npz")
     corrupt = tmp_path / "corrupt.npz"
     corrupt.write_bytes(b"not a zip archive")
-    with pytest.raises(DataError, match="Expected `data` to be a readable .npz"):
+    with pytest.raises(DataError, match="not a zip archive"):
         datasets.load_mnist(corrupt)
 
 
 def test_pickled_arrays_are_refused(tmp_path):
     path = save(tmp_path / "objects.npz", y_train=np.array([0, 1, 2, 3], dtype=object))
-    with pytest.raises(DataError, match="readable .npz"):
+    with pytest.raises(DataError, match="object arrays need pickle, which is refused"):
         datasets.load_mnist(path)
 
 
@@ -117,3 +117,47 @@ def test_pipeline_yields_input_target_pairs():
     )
     assert not np.array_equal(shuffled, x)
     np.testing.assert_array_equal(np.sort(shuffled.ravel()), np.sort(x.ravel()))
+
+
+# === What is wrong with the file that exists (issue 15, item 8), memory (item 9) ===
+
+@pytest.mark.parametrize("kind,message", [
+    ("folder", "(a folder)"),
+    ("device", "(not a regular file: a FIFO, device or socket)"),
+    ("fifo", "(not a regular file: a FIFO, device or socket)"),
+    ("zeros", "(not a zip archive, as numpy.savez writes: it starts with the bytes 00 00 00 00)"),
+    ("empty", "(an empty file)"),
+])
+def test_an_existing_file_that_is_not_data_is_named_for_what_it_is(tmp_path, kind, message):
+    import os
+
+    path = {"folder": tmp_path, "device": "/dev/null"}.get(kind, tmp_path / "x.npz")
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "zeros":
+        with open(path, "wb") as file:
+            file.truncate(1 << 30)  # 1 GiB of zeros, sparse on disk
+    elif kind == "empty":
+        path.write_bytes(b"")
+    with pytest.raises(DataError) as info:
+        datasets.load_mnist(path)
+    assert message in str(info.value)
+
+
+def test_limit_reads_only_the_images_it_uses(tmp_path):
+    import tracemalloc
+
+    images = 60_000  # 47 MB of uint8 images, a few hundred KB compressed
+    path = tmp_path / "zeros.npz"
+    np.savez_compressed(path, x_train=np.zeros((images, 28, 28), "uint8"),
+                        y_train=np.zeros(images, "uint8"), x_test=np.zeros((10, 28, 28), "uint8"),
+                        y_test=np.zeros(10, "uint8"))
+    tracemalloc.start()
+    try:
+        mnist = datasets.load_mnist(path, limit=512)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert mnist.x_train.shape == (512, 28, 28, 1)
+    assert peak < 8_000_000, f"peak {peak / 1e6:.1f} MB"
+

@@ -46,8 +46,8 @@ def test_metrics_match_numpy_on_a_tiny_model(saved_kl_model, tiny_mnist, tmp_pat
     assert report["test_images"] == len(x)
     saved = json.loads((tmp_path / "report" / "tiny-kl.eval.json").read_text())
     assert saved["bce"] == report["bce"]
-    for picture in report["pictures"].values():
-        with open(picture, "rb") as file:
+    for picture in report["pictures"].values():  # relative to the report's folder
+        with open(tmp_path / "report" / picture, "rb") as file:
             assert file.read(8) == PNG_SIGNATURE
 
 
@@ -85,3 +85,98 @@ def test_missing_model_is_one_clear_line(tmp_path, tiny_mnist):
         evaluate_cli.main([str(tmp_path / "nope.keras"), "--data", str(tiny_mnist)])
     assert info.value.code.startswith("evaluate.py: error: Expected `model` to be a .keras file")
     assert "Received: model='" in info.value.code
+
+
+# === Deterministic, relative reports (issue 13, item 6) and checks (issue 15) ===
+
+def digests(folder):
+    import hashlib
+
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_report_has_relative_paths_and_is_the_same_when_run_again(saved_kl_model, tiny_mnist):
+    _, path = saved_kl_model
+    evaluate_cli.main([str(path), "--data", str(tiny_mnist), "--no-probe"])
+    first = digests(path.parent)
+    saved = json.loads((path.parent / "tiny-kl.eval.json").read_text())
+    assert saved["model"] == "tiny-kl.keras"
+    assert saved["pictures"]["features"] == "tiny-kl.features.png"
+    assert saved["data_source"] == tiny_mnist.name and "seconds" not in saved
+    assert str(path.parent) not in json.dumps(saved)
+    report = evaluate.evaluate(path, data_path=tiny_mnist, probe=False)
+    assert report["seconds"] > 0
+    assert digests(path.parent) == first
+
+
+def test_pictures_are_replaced_atomically(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    from pipeline import plots
+
+    target = tmp_path / "h.png"
+    plots.save_code_histogram(np.random.default_rng(0).random(50), target, 0.01)
+    good = target.read_bytes()
+
+    def killed_mid_write(self, fname, **kwargs):
+        open(fname, "wb").write(b"\x89PNG trunc")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", killed_mid_write)
+    with pytest.raises(KeyboardInterrupt):
+        plots.save_code_histogram(np.zeros(5), target, 0.01)
+    assert target.read_bytes() == good
+    assert [p.name for p in tmp_path.iterdir()] == ["h.png"]
+
+
+def unknown_class_model(path, source):
+    import zipfile
+
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(path, "w") as new:
+        for item in old.infolist():
+            data = old.read(item)
+            if item.filename == "config.json":
+                data = data.replace(b"KLSparsity", b"NoSuchPenalty")
+            new.writestr(item, data)
+    return path
+
+
+@pytest.mark.parametrize("case,message", [
+    ("limit", "Expected `limit` to be an integer >= 2. Received: limit=-1"),
+    ("nan-threshold", "Expected `active_threshold` to be a finite number > 0. Received: active_threshold=nan"),
+    ("negative-threshold", "Received: active_threshold=-1.0"),
+    ("truncated", "not a zip archive: truncated or not a model"),
+    ("text", "not a zip archive"),
+    ("unknown-class", "which Keras cannot rebuild"),
+    ("wrong-shape", "Expected `model` to take MNIST images of shape (28, 28, 1). Received:"),
+    ("nan-weights", "Expected finite metrics from the model. Received: bce=nan"),
+])
+def test_bad_models_and_options_are_one_line_and_write_nothing(saved_kl_model, tiny_mnist, tmp_path,
+                                                                case, message):
+    model, path = saved_kl_model
+    args = [str(path), "--data", str(tiny_mnist), "--no-probe", "--out", str(tmp_path / "report")]
+    if case == "limit":
+        args += ["--limit", "-1"]
+    elif case.endswith("threshold"):
+        args += ["--active-threshold", "nan" if case.startswith("nan") else "-1"]
+    elif case == "truncated":
+        args[0] = str(tmp_path / "t.keras")
+        (tmp_path / "t.keras").write_bytes(path.read_bytes()[:1000])
+    elif case == "text":
+        args[0] = str(tmp_path / "t.keras")
+        (tmp_path / "t.keras").write_text("hello")
+    elif case == "unknown-class":
+        args[0] = str(unknown_class_model(tmp_path / "u.keras", path))
+    elif case == "wrong-shape":
+        models.build_dense_autoencoder((4, 4, 1), 2, hidden_units=()).save(tmp_path / "w.keras")
+        args[0] = str(tmp_path / "w.keras")
+    elif case == "nan-weights":
+        model.set_weights([np.full_like(w, np.nan) for w in model.get_weights()])
+        model.save(tmp_path / "n.keras")
+        args[0] = str(tmp_path / "n.keras")
+    with pytest.raises(SystemExit) as info:
+        evaluate_cli.main(args)
+    assert info.value.code.startswith("evaluate.py: error: "), info.value.code
+    assert message in info.value.code and len(info.value.code.splitlines()) == 1
+    assert not (tmp_path / "report").exists() or not any((tmp_path / "report").glob("*.json"))

@@ -1,4 +1,6 @@
+import hashlib
 import json
+import os
 
 import numpy as np
 import pytest
@@ -66,3 +68,113 @@ def test_unwritable_folder_is_named(tmp_path):
     blocker.write_text("")
     with pytest.raises(export.OutputError, match=f"Received: out='{blocker}/sub'"):
         export.ensure_writable_dir(blocker / "sub")
+
+
+# === Export sets: written whole, swapped with a journal, repaired (issue 15, items 3, 4) ===
+
+WRITE_SET = """
+import sys
+import keras
+import models
+from pipeline import export
+keras.utils.set_random_seed(int(sys.argv[2]))
+model = models.build_dense_autoencoder((4, 4, 1), 2, hidden_units=(8,))
+export.write_export_set(model, {"version": int(sys.argv[2])}, sys.argv[1], "m")
+"""
+
+
+def write_set_in_a_process(out, version, fault=None):
+    from tests.conftest import run_python
+
+    env = {"SPARSE_AE_ZOO_FAULT": fault} if fault else {}
+    return run_python(["-c", WRITE_SET, str(out), str(version)], env=env)
+
+
+def set_state(out):
+    return {
+        "json": json.loads((out / "m.json").read_text())["version"],
+        "keras": hashlib.sha256((out / "m.keras").read_bytes()).hexdigest(),
+        "saved_model": hashlib.sha256((out / "m" / "saved_model.pb").read_bytes()).hexdigest(),
+    }
+
+
+def visible(out):
+    return sorted(p.name for p in out.iterdir() if p.name != ".m.lock")
+
+
+@pytest.mark.parametrize("fault,expected_version", [
+    ("export-keras-staged:SIGKILL", 1),  # killed while staging: the old set stays
+    ("export-swapping:SIGKILL", 2),      # killed mid-swap: the next reader finishes it
+])
+def test_a_killed_export_leaves_a_whole_set_after_recovery(tmp_path, fault, expected_version):
+    out = tmp_path / "out"
+    out.mkdir()
+    assert write_set_in_a_process(out, 1).returncode == 0
+    old = set_state(out)
+    assert write_set_in_a_process(out, 2, fault).returncode == -9
+    assert visible(out) != ["m", "m.json", "m.keras"], "nothing left to repair?"
+    notes = export.recover(out, "m")
+    assert notes
+    assert visible(out) == ["m", "m.json", "m.keras"]
+    state = set_state(out)
+    assert state["json"] == expected_version
+    if expected_version == 1:
+        assert state == old
+    else:
+        assert state["keras"] != old["keras"] and state["saved_model"] != old["saved_model"]
+    assert export.recover(out, "m") == []
+
+
+def test_stale_temporaries_of_a_name_are_swept_and_others_kept(tmp_path):
+    dead = 2 ** 22 + 12345  # above the default pid_max: no such process
+    for leftover in (f".m.keras.tmp-{dead}.keras", f".m.tmp-{dead}", f".m.tmp-{dead}.old",
+                     f".m.json.tmp-{dead}"):
+        (tmp_path / leftover).mkdir() if "keras" not in leftover and "json" not in leftover \
+            else (tmp_path / leftover).write_text("")
+    keep = [f".m-2.tmp-{dead}", f".m.tmp-{os.getpid()}", "m.keras"]
+    for name in keep:
+        (tmp_path / name).write_text("")
+    export.recover(tmp_path, "m")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(keep + [".m.lock"])
+
+
+def test_failed_json_write_leaves_no_temporary(tmp_path):
+    with pytest.raises(ValueError):
+        export.write_json({"bce": float("nan")}, tmp_path / "r.json")  # strict JSON only
+    assert list(tmp_path.iterdir()) == []
+
+
+# === The SavedModel's input contract (issue 13, item 5) ===
+
+def test_saved_model_refuses_out_of_range_floats_and_scales_uint8(tmp_path):
+    model = tiny_model()
+    export.export_saved_model(model, tmp_path / "export")
+    served = tf.saved_model.load(str(tmp_path / "export"))
+    raw = np.random.default_rng(0).integers(0, 256, (2, 4, 4, 1)).astype("uint8")
+    scaled = raw.astype("float32") / 255
+    np.testing.assert_allclose(served.serve_uint8(raw), served.serve(scaled), atol=1e-6)
+    np.testing.assert_allclose(served.encode_uint8(raw), served.encode(scaled), atol=1e-6)
+    for bad in (raw.astype("float32"), np.full((1, 4, 4, 1), np.nan, "float32")):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=r"Expected float32 images in \[0, 1\]"):
+            served.serve(bad)
+    assert "serving_default" in served.signatures
+
+
+# === One call that registers everything and loads (issue 13, item 10) ===
+
+LOAD_WITHOUT_IMPORTS = """
+import sys
+from pipeline import export
+model = export.load_model(sys.argv[1])
+print(type(model.get_layer("encoder").get_layer("code").activity_regularizer).__name__)
+"""
+
+
+def test_load_model_needs_no_other_import(tmp_path, fresh_python):
+    from regularizers import KLSparsity
+
+    model = models.build_dense_autoencoder((4, 4, 1), 2, hidden_units=(8,), code_activation="sigmoid",
+                                           activity_regularizer=KLSparsity(rho=0.1))
+    model.save(tmp_path / "m.keras")
+    result = fresh_python(LOAD_WITHOUT_IMPORTS, tmp_path / "m.keras")
+    assert result.stdout.strip().splitlines()[-1] == "KLSparsity"

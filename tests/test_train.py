@@ -210,11 +210,21 @@ def bad_data(tmp_path, kind):
         ({"--batch-size": "0"}, "Expected `batch_size` to be a positive integer. Received: batch_size=0"),
         ({"--epochs": "two"}, "argument --epochs: invalid int value: 'two'"),
         ({"--data": "missing"}, "no such file"),
-        ({"--data": "corrupt"}, "Expected `data` to be a readable .npz"),
+        ({"--data": "corrupt"}, "(not a zip archive, as numpy.savez writes"),
         ({"--data": "misshaped"}, "Expected `x_train` of shape (N, 28, 28)"),
         ({"--data": "nan"}, "Expected `x_train` to be finite"),
         ({"--out": "under-a-file"}, "Expected `out` to be a writable folder"),
         ({"--code-activation": "relu", "--reg": "kl"}, "Received: code_activation='relu'"),
+        ({"--l1": "1e300"}, "Expected `l1` to fit in float32"),
+        # Names and folders, refused before any work (issue 15, item 1).
+        ({"--name": "."}, "Expected `name` to be 1 to 100 letters"),
+        ({"--name": ".."}, "Received: name='..'"),
+        ({"--name": "small.keras"}, "Received: name='small.keras'"),
+        ({"--name": "my model"}, "Received: name='my model'"),
+        ({"--name": "x" * 236}, "Expected `name`"),
+        ({"--out": "logs"}, "Expected --out and --logdir apart"),
+        ({"--name": "dir-in-the-way"}, "to be absent or a previous export of 'dir-in-the-way'"),
+        ({"--name": "evaluated"}, "Expected --overwrite to replace"),
     ],
 )
 def test_bad_input_is_one_clear_line_and_changes_nothing(existing_export, tmp_path, capsys, change, message):
@@ -228,6 +238,20 @@ def test_bad_input_is_one_clear_line_and_changes_nothing(existing_export, tmp_pa
     if change.get("--out") == "under-a-file":
         (tmp_path / "a-file").write_text("")
         change["--out"] = str(tmp_path / "a-file" / "out")
+    if change.get("--out") == "logs":  # the export NAME/ would be the log folder logs/NAME
+        change["--out"] = str(root / "logs")
+        change["--name"] = "dense-l1"
+    if change.get("--name") in ("dir-in-the-way", "evaluated"):
+        change["--out"] = str(tmp_path / "out")
+        (tmp_path / "out").mkdir()
+        if change["--name"] == "dir-in-the-way":  # a folder that is not a SavedModel
+            (tmp_path / "out" / "dir-in-the-way").mkdir()
+        else:  # an evaluated export: its eval JSON records its sha256
+            keras_file = tmp_path / "out" / "evaluated.keras"
+            keras_file.write_bytes((root / "out" / "dense-l1.keras").read_bytes())
+            (tmp_path / "out" / "evaluated.eval.json").write_text(json.dumps(
+                {"model_sha256": hashlib.sha256(keras_file.read_bytes()).hexdigest()}))
+        before_target = digest_tree(tmp_path / "out")
     args = tiny_args(root, data, "dense", "l1")
     for flag, value in change.items():
         args += [flag, value]  # argparse keeps the last occurrence
@@ -239,6 +263,8 @@ def test_bad_input_is_one_clear_line_and_changes_nothing(existing_export, tmp_pa
     assert message in text
     assert len(text.strip().splitlines()) == 1, text
     assert digest_tree(root / "out") == before
+    if change.get("--name") in ("dir-in-the-way", "evaluated"):
+        assert digest_tree(tmp_path / "out") == before_target
 
 
 def test_bad_input_in_a_subprocess_has_no_traceback(tmp_path):
@@ -297,3 +323,163 @@ def test_real_mnist_conv_l1_learns_in_one_epoch(tmp_path, mnist_path):
     summary = training.train(config, data_path=mnist_path, out=tmp_path / "out", logdir=tmp_path / "logs")
     assert summary["data"]["train_images"] == 55000
     assert summary["final_metrics"]["val_reconstruction_loss"] < 0.1
+
+
+# === Resume, locks, run folders, the end of a run (issue 13) ===
+
+def interrupted_run(tmp_path, data, at, epochs=3, **overrides):
+    """A dense-l1 run stopped after epoch `at` (0-based) was backed up; returns (config, kwargs)."""
+    config = manifest.config_of("dense-l1", epochs=epochs, batch_size=16, code_size=4,
+                                hidden_units=(32,), **overrides)
+    kwargs = dict(data_path=data, out=tmp_path / "out", logdir=tmp_path / "logs")
+    with pytest.raises(KeyboardInterrupt):
+        training.train(config, callbacks=[Interrupt(at=at)], **kwargs)
+    return config, kwargs
+
+
+def test_resume_only_a_backup_of_the_same_configuration_and_data(tmp_path, tiny_mnist):
+    config, kwargs = interrupted_run(tmp_path, tiny_mnist, at=1)
+    backup = tmp_path / "logs" / "backup"
+    before = digest_tree(backup)
+    changed = manifest.config_of("dense-l1", epochs=3, batch_size=16, code_size=4,
+                                 hidden_units=(32,), l1=1e-3)
+    with pytest.raises(OSError, match=r"Received: config\.penalty\.l1=0\.001 \(backup: 0\.0001\)\. "
+                                      r"Pass --restart"):
+        training.train(changed, **kwargs)
+    other_data = write_tiny_mnist(tmp_path / "other.npz", seed=1)
+    with pytest.raises(OSError, match=r"data\.sha256="):
+        training.train(config, **{**kwargs, "data_path": other_data})
+    reached = manifest.config_of("dense-l1", epochs=1, batch_size=16, code_size=4,
+                                 hidden_units=(32,))
+    with pytest.raises(OSError, match="Expected --epochs >= 2, the epochs .* Received: epochs=1"):
+        training.train(reached, **kwargs)
+    assert digest_tree(backup) == before, "a refused run changed the backup"
+    summary = training.train(changed, restart=True, **kwargs)
+    assert summary["resumed_from_epoch"] is None and summary["epochs_this_run"] == 3
+    assert summary["config"]["penalty"]["l1"] == 1e-3
+
+
+def test_an_epoch_that_turned_nan_is_not_backed_up_and_a_failed_run_keeps_the_backup(
+        tmp_path, tiny_mnist):
+    interrupted_run(tmp_path, tiny_mnist, at=0)
+    backup = tmp_path / "logs" / "backup"
+    before = digest_tree(backup)
+    config = manifest.config_of("dense-l1", epochs=3, batch_size=16, code_size=4,
+                                hidden_units=(32,))
+
+    class Poison(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            self.model.stop_training = True  # as TerminateOnNaN does
+            logs["loss"] = float("nan")
+
+    with pytest.raises(training.TrainingError, match="the last good backup is kept"):
+        training.train(config, callbacks=[Poison()], data_path=tiny_mnist,
+                       out=tmp_path / "out", logdir=tmp_path / "logs")
+    assert digest_tree(backup) == before
+
+
+LOCK_HOLDER = """
+import sys
+from pipeline import locks
+with locks.hold(sys.argv[1], what="x", hint="y"):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_a_second_run_of_the_same_name_is_refused_while_the_first_holds_it(tmp_path, tiny_mnist):
+    import signal
+    import subprocess
+    import sys
+
+    args = tiny_args(tmp_path, tiny_mnist, "dense", "l1")
+    lock = tmp_path / "logs" / "dense-l1" / training.RUN_LOCK
+    lock.parent.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(lock)], cwd=Path(train.__file__).parent,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(SystemExit) as info:
+            train.main(args)
+        assert f"Received: process {holder.pid} holds the lock {lock}" in info.value.code
+        assert "use another --name" in info.value.code
+        assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    finally:
+        holder.send_signal(signal.SIGKILL)  # a killed run leaves no lock held
+        holder.wait()
+    assert train.main(args)["epochs_completed"] == 1
+
+
+def test_runs_keep_their_own_logs_and_end_with_a_summary(tmp_path, tiny_mnist, capsys):
+    first = train.main(tiny_args(tmp_path, tiny_mnist, "dense", "l1", "--steps-per-execution", "16"))
+    printed = capsys.readouterr().out
+    args = tiny_args(tmp_path, tiny_mnist, "dense", "l1") + ["--out", str(tmp_path / "out2")]
+    second = train.main(args)
+    assert first["logs"] != second["logs"]
+    for summary in (first, second):
+        assert Path(summary["logs"]).parent == tmp_path / "logs" / "dense-l1"
+        assert (Path(summary["logs"]) / "training.csv").is_file()
+    epoch_lines = [line for line in printed.splitlines() if line.startswith("epoch ")]
+    assert epoch_lines and all(len(line) < 120 and "/430" not in line for line in epoch_lines)
+    assert epoch_lines[0].startswith("epoch 1/1: loss ")
+    assert "validation reconstruction loss" in printed and "dead units" in printed
+    assert f"python evaluate.py {tmp_path / 'out' / 'dense-l1.keras'} --data {tiny_mnist}" in printed
+    assert f"tensorboard --logdir {tmp_path / 'logs' / 'dense-l1'}" in printed
+
+
+def test_help_shows_defaults_and_print_config_resolves_without_training(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        train.main(["--help"])
+    help_text = capsys.readouterr().out
+    assert "(default: None)" not in help_text
+    assert "training epochs (default: 20; dense 50)" in " ".join(help_text.split())
+    assert "dense-kl     --model dense --reg kl" in help_text
+    config = train.main(["--preset", "dense-kl", "--rho", "0.1", "--print-config",
+                         "--out", str(tmp_path / "out")])
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["name"] == "dense-kl" and printed["config"]["penalty"] == {"rho": 0.1, "beta": 1.0}
+    assert config.epochs == 50 and not (tmp_path / "out").exists()
+
+
+IMPORTS_AFTER = """
+import sys
+import {module}
+try:
+    {module}.parse_args(sys.argv[1:])
+except SystemExit:
+    pass
+print("tensorflow" in sys.modules, "keras" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("module,args", [
+    ("train", ["--help"]), ("train", ["--model", "rnn"]), ("train", ["--epochs", "two"]),
+    ("evaluate", ["--help"]), ("evaluate", ["m", "--limit", "x"]),
+])
+def test_help_and_argument_errors_never_import_tensorflow(module, args):
+    result = run_python(["-c", IMPORTS_AFTER.format(module=module), *args])
+    assert result.stdout.strip().splitlines()[-1] == "False False", result.stderr[-2000:]
+
+
+def test_help_prints_nothing_else_in_a_subprocess():
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run([sys.executable, "train.py", "--help"], cwd=Path(train.__file__).parent,
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stderr == ""
+
+
+SIGTERM_AT = {"SPARSE_AE_ZOO_FAULT": "export-keras-staged:SIGTERM"}
+
+
+def test_sigterm_is_handled_like_ctrl_c(tmp_path, tiny_mnist):
+    result = run_python(["train.py", *tiny_args(tmp_path, tiny_mnist, "dense", "l1")], env=SIGTERM_AT)
+    assert result.returncode == train.INTERRUPTED_EXIT, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines()[-1].startswith("train.py: interrupted (SIGTERM)")
+    assert "Traceback" not in result.stderr
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [], "leftovers after SIGTERM"
+    # The backup survives: the same command resumes and exports.
+    again = run_python(["train.py", *tiny_args(tmp_path, tiny_mnist, "dense", "l1")])
+    assert again.returncode == 0, again.stderr[-3000:]

@@ -1,0 +1,121 @@
+"""The command lines' flag table, readable without importing TensorFlow.
+
+train.py builds its flags from the registries (pipeline/config.py
+`options()`), which import Keras and so TensorFlow: 3 s and a screen of C++
+log lines before `--help` or an argument error. `table()` returns the same
+table from flags.json, written by `python -m pipeline.flags` and keyed by
+the sha256 of the sources it is derived from; when they have changed, it
+builds the table from the registries instead (slower, never wrong).
+tests/test_flags.py fails while flags.json is stale.
+"""
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TABLE_PATH = Path(__file__).with_name("flags.json")
+SOURCES = ("models/*.py", "regularizers/*.py", "pipeline/*.py")
+# TensorFlow's C++ log level (3: errors too, such as "failed call to cuInit"
+# on a machine without a GPU), unless the user set one.
+TF_LOG_LEVEL = "3"
+TF_LOG_VAR = "TF_CPP_MIN_LOG_LEVEL"
+KINDS = {"bool": bool, "int": int, "float": float, "str": str, "tuple": tuple}
+
+
+def quiet_tensorflow():
+    """Sets TensorFlow's C++ log level before it is imported, unless the user set one."""
+    os.environ.setdefault(TF_LOG_VAR, TF_LOG_LEVEL)
+
+
+def sources_sha256():
+    """sha256 over the sources the table is derived from."""
+    digest = hashlib.sha256()
+    for pattern in SOURCES:
+        for path in sorted(ROOT.glob(pattern)):
+            digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _shown(value):
+    return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
+
+
+def _default_text(option, families):
+    """ "default: ..." of an option: each owner's default, family overrides applied."""
+    shown = []
+    for owner, default in option.defaults.items():
+        if owner[0] == "training":
+            values = {_shown(default): []}
+            for family, settings in families.items():
+                if option.name in settings and settings[option.name] != default:
+                    values.setdefault(_shown(settings[option.name]), []).append(family)
+            shown += [value if not who else f"{'/'.join(who)} {value}"
+                      for value, who in values.items()]
+            continue
+        if owner[0] == "model":
+            default = families[owner[1]].get(option.name, default)
+        shown.append(f"{owner[-1]} {_shown(default)}")
+    return "; ".join(dict.fromkeys(shown))
+
+
+def build():
+    """The table, from the registries (imports Keras and TensorFlow)."""
+    import models
+    import regularizers
+    from pipeline import config as config_lib
+    from pipeline import data
+    from pipeline import distribution
+    from pipeline import evaluation
+    from pipeline import manifest
+    from pipeline import metrics
+    from pipeline import training
+
+    families = {name: dict(family.defaults) for name, family in models.FAMILIES.items()}
+    options = []
+    for name, option in config_lib.options().items():
+        help_text = option.help.rstrip(".").replace(".;", ";")
+        options.append({"name": name, "kind": option.kind.__name__, "group": option.owners[0][0],
+                        "help": f"{help_text} (default: {_default_text(option, families)})"})
+    return {
+        "sources_sha256": sources_sha256(),
+        "models": list(models.FAMILIES),
+        "family_summaries": {name: f.summary for name, f in models.FAMILIES.items()},
+        "regs": regularizers.penalty_names(),
+        "default_model": config_lib.TrainConfig.model,
+        "default_reg": config_lib.TrainConfig.reg,
+        "presets": {name: {"model": e.model, "reg": e.reg,
+                           "options": json.loads(json.dumps(e.options))}
+                    for name, e in manifest.ZOO.items()},
+        "family_defaults": json.loads(json.dumps(families)),
+        "options": options,
+        "strategies": list(distribution.STRATEGIES),
+        "data_env_var": data.DATA_ENV_VAR,
+        "default_out": training.DEFAULT_OUT,
+        "default_log_root": training.DEFAULT_LOG_ROOT,
+        "default_models_dir": evaluation.DEFAULT_MODELS_DIR,
+        "active_threshold": metrics.ACTIVE_THRESHOLD,
+    }
+
+
+def table():
+    """The flag table: flags.json when it matches the sources, else `build()`."""
+    try:
+        cached = json.loads(TABLE_PATH.read_text())
+        if cached.get("sources_sha256") == sources_sha256():
+            return cached
+    except (OSError, ValueError):
+        pass
+    return build()
+
+
+def main():
+    quiet_tensorflow()
+    TABLE_PATH.write_text(json.dumps(build(), indent=1, sort_keys=True) + "\n")
+    print(f"wrote {TABLE_PATH.relative_to(ROOT)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
