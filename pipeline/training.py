@@ -290,6 +290,11 @@ def _train_and_export(*, model, config, strategy, name, data_path, limit, distri
                 f"Try a smaller --learning-rate."
             )
         completed, this_run = history.epoch[-1] + 1, len(history.epoch)
+        if completed < config.epochs:  # a callback stopped the run early
+            raise TrainingError(
+                f"Training stopped after {completed} of {config.epochs} epochs; nothing was "
+                f"exported, and the same command resumes from the last backup."
+            )
     summary = {
         "name": name,
         "config": dataclasses.asdict(config),
@@ -314,11 +319,15 @@ def _train_and_export(*, model, config, strategy, name, data_path, limit, distri
     # it; a non-chief's export lands in its scratch folder and is removed.
     try:
         summary["exports"] = export.write_export_set(model, summary, Path(out), name)
-    except tf.errors.OpError as error:  # e.g. a full disk under the SavedModel
+    except (tf.errors.OpError, OSError) as error:  # e.g. a full disk
+        if isinstance(error, export.OutputError):
+            raise
+        reason = error.message if isinstance(error, tf.errors.OpError) else (
+            error.strerror or str(error))
         raise export.OutputError(
             f"Expected `out` to take the export {name!r}. Received: out='{out}' "
-            f"({(error.message or '').strip().splitlines()[0][:200]}); the previous export "
-            f"is unchanged and the backup in {backup.directory} is kept"
+            f"({(reason or type(error).__name__).strip().splitlines()[0][:200]}); the previous "
+            f"export is unchanged and the backup in {backup.directory} is kept"
         ) from None
     summary["logs"] = str(run_dir)
     backup.remove()  # only now: a kill before this point resumes

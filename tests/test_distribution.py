@@ -236,8 +236,9 @@ def test_custom_loop_backup_restores_weights_and_epoch(tmp_path, tiny_mnist):
     backup_dir = tmp_path / "backup"
     history = distribution.MultiWorkerTrainer(model, strategy, backup_dir).fit(train_ds, val_ds, epochs=2)
     assert history.epoch == [0, 1] and history.history["val_bce"][1] < history.history["val_bce"][0]
-    # One weights file, named by its epoch, and the metadata that points at it.
-    assert sorted(p.name for p in backup_dir.iterdir()) == ["backup-epoch-2.weights.h5", "backup.json"]
+    # Weights files named by their epoch (the previous one kept), and the metadata.
+    assert sorted(p.name for p in backup_dir.iterdir()) == [
+        "backup-epoch-1.weights.h5", "backup-epoch-2.weights.h5", "backup.json"]
     weights = [w.copy() for w in model.get_weights()]
     again = training.build_model(config)
     trainer = distribution.MultiWorkerTrainer(again, strategy, backup_dir)

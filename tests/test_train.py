@@ -368,9 +368,9 @@ def test_an_epoch_that_turned_nan_is_not_backed_up_and_a_failed_run_keeps_the_ba
                                 hidden_units=(32,))
 
     class Poison(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            self.model.stop_training = True  # as TerminateOnNaN does
-            logs["loss"] = float("nan")
+        def on_train_batch_begin(self, batch, logs=None):  # the loss turns NaN
+            for variable in self.model.trainable_variables:
+                variable.assign(np.full(variable.shape, np.nan, variable.dtype))
 
     with pytest.raises(training.TrainingError, match="the last good backup is kept"):
         training.train(config, callbacks=[Poison()], data_path=tiny_mnist,
@@ -483,3 +483,45 @@ def test_sigterm_is_handled_like_ctrl_c(tmp_path, tiny_mnist):
     # The backup survives: the same command resumes and exports.
     again = run_python(["train.py", *tiny_args(tmp_path, tiny_mnist, "dense", "l1")])
     assert again.returncode == 0, again.stderr[-3000:]
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """Mounts small tmpfs folders (root only); skipped with a reason elsewhere."""
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("disk-full tests need root to mount a small tmpfs")
+    mounted = []
+
+    def mount(name, size):
+        path = tmp_path / name
+        path.mkdir()
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+        mounted.append(path)
+        return path
+
+    yield mount
+    for path in mounted:
+        subprocess.run(["umount", str(path)], check=False)
+
+
+@pytest.mark.parametrize("full", ["out", "logdir"])
+def test_a_full_disk_is_one_line_and_leaves_nothing_broken(tmp_path, tiny_mnist, small_tmpfs, full):
+    args = tiny_args(tmp_path, tiny_mnist, "dense", "l1")
+    folder = small_tmpfs(full, "150k")
+    flag = "--out" if full == "out" else "--logdir"
+    result = run_python(["train.py", *args, flag, str(folder)])
+    assert result.returncode == 1, result.stderr[-3000:]  # never a segfault (-11)
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("train.py: error: ") and str(folder) in last, last
+    if full == "out":
+        assert sorted(p.name for p in folder.iterdir()) == [], "a partial export was left"
+    else:
+        backup = folder / "backup"
+        assert not backup.exists() or not list(backup.glob("*.weights.h5"))
