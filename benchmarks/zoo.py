@@ -29,7 +29,9 @@ def train_command(name, data, out, logroot):
         command = [sys.executable, "train.py", "--model", entry.model, "--reg", entry.reg]
     else:
         command = [sys.executable, "train.py", "--preset", name]
-    command += ["--name", name, "--out", str(out), "--logdir", str(Path(logroot) / name)]
+    command += ["--name", name, "--out", str(out), "--logdir", str(Path(logroot) / name),
+                # Retraining the zoo replaces its evaluated exports on purpose.
+                "--overwrite"]
     return command + (["--data", str(data)] if data else [])
 
 
