@@ -17,8 +17,13 @@ class ZooModel:
         options: its hyperparameters beyond the family's defaults.
         targets: acceptance targets checked by `verdict`: `max_bce`,
             `rho_tolerance` (relative distance of the mean activation to
-            rho), `max_dead_fraction`, `min_probe_accuracy`, `max_fvu`.
-        peer: (description, the peer's test BCE measured with its own code), or None.
+            rho), `max_dead_fraction` (dead units must be fewer),
+            `max_dead_units` (at most this many), `min_probe_accuracy`,
+            `max_fvu`, `l0_tolerance` (relative distance of the mean L0 to
+            the code's k), `below_peer_bce` (a lower test BCE than the peer's,
+            measured side by side by benchmarks/zoo.py).
+        peer: (description, the peer's test BCE measured with its own code, or
+            None when it is measured side by side), or None.
     """
 
     model: str
@@ -59,6 +64,14 @@ ZOO = {
         "conv", "l1", dict(code_size=32, epochs=20, l1=1e-4, noise_stddev=0.3), {},
         ("Keras blog denoising conv AE", None),
     ),
+    # The Keras blog's sparse conv model (130,017 parameters), built by the project.
+    "conv-dense-l1": ZooModel(
+        "conv", "l1",
+        dict(filters=(16, 32), downsampling="maxpool", code_units=32, l1=1e-4, epochs=20,
+             batch_size=64),
+        dict(below_peer_bce=True),
+        ("Keras blog sparse conv AE, plain Keras fit, same epochs", None),
+    ),
 }
 
 
@@ -68,8 +81,11 @@ def preset_of(model, reg):
     return dict(entry.options) if entry and (entry.model, entry.reg) == (model, reg) else {}
 
 
-def verdict(name, report):
-    """Whether an eval report meets zoo model `name`'s targets: "yes", "no (...)" or "-"."""
+def verdict(name, report, peer_bce=None):
+    """Whether an eval report meets zoo model `name`'s targets: "yes", "no (...)" or "-".
+
+    `peer_bce` is the side-by-side peer's test BCE, for `below_peer_bce`.
+    """
     targets = ZOO[name].targets if name in ZOO else {}
     if not targets:
         return "-"
@@ -85,6 +101,19 @@ def verdict(name, report):
         failures.append(f"probe {report.get('probe_accuracy', 0):.4f} < {targets['min_probe_accuracy']}")
     if "max_fvu" in targets and 1 - report["explained_variance"] > targets["max_fvu"]:
         failures.append(f"FVU {1 - report['explained_variance']:.3f} > {targets['max_fvu']}")
+    if "max_dead_units" in targets:
+        dead = round(report["code_dead_fraction"] * report["code_num_units"])
+        if dead > targets["max_dead_units"]:
+            failures.append(f"{dead} dead units")
+    if "l0_tolerance" in targets:
+        k = ZOO[name].options["k"]
+        if abs(report["code_l0"] - k) > targets["l0_tolerance"] * k:
+            failures.append(f"L0 {report['code_l0']:.1f} off k={k}")
+    if targets.get("below_peer_bce"):
+        if peer_bce is None:
+            failures.append("peer BCE not measured")
+        elif report["bce"] >= peer_bce:
+            failures.append(f"BCE {report['bce']:.4f} >= peer {peer_bce:.4f}")
     return "yes" if not failures else "no (" + ", ".join(failures) + ")"
 
 
