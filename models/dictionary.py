@@ -21,7 +21,8 @@ e = x - x_hat (held constant):
     L_aux  = aux_coefficient * mean_n ||e_n - e_hat_n||^2 / ||e_n||^2
 
 and is 0 while no latent is dead. Its gradient reaches only the dead latents'
-encoder weights (and their decoder rows).
+encoder weights (and their decoder rows). It is a training loss only: Keras'
+validation loss and the exported model's calls do not compute it.
 """
 
 import math
@@ -93,8 +94,9 @@ class SparseDictionary(keras.Model):
             fired = ops.cast(ops.any(h > 0, axis=0), self.examples_since_fired.dtype)
             batch = ops.cast(ops.shape(h)[0], self.examples_since_fired.dtype)
             self.examples_since_fired.assign((self.examples_since_fired + batch) * (1 - fired))
-        if self.aux_k:
-            self.add_loss(self.aux_coefficient * self.auxk_loss(x, x_hat))
+            # An auxiliary training loss: inference and serving skip its work.
+            if self.aux_k:
+                self.add_loss(self.aux_coefficient * self.auxk_loss(x, x_hat))
         return x_hat
 
     def dead_mask(self):
