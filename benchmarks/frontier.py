@@ -34,7 +34,7 @@ SWEEPS = {
     "batchtopk": ("none", dict(code_activation="batchtopk", aux_k=256), "k", (8, 16, 32, 64)),
     "wta": ("none", dict(code_activation="wta"), "lifetime_sparsity", (0.02, 0.05, 0.1, 0.2)),
     "l1": ("l1", dict(code_activation="relu", aux_k=256), "l1", (1e-4, 3e-4, 1e-3, 2e-3)),
-    "kl": ("kl", dict(code_activation="sigmoid", output_activation="sigmoid", rho=0.05),
+    "kl": ("kl", dict(code_activation="sigmoid", rho=0.05),
            "beta", (0.3, 1.0, 3.0, 10.0)),
 }
 FULL = dict(code_size=1024, epochs=10, limit=None)

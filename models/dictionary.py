@@ -37,6 +37,9 @@ from models.layers import Bias
 from models.layers import CodeDense
 
 DICTIONARY_LAYER = "dictionary"
+OUTPUT_LAYER = "output_activation"
+# Keeps the logit of a sigmoid output's starting bias finite for constant pixels.
+LOGIT_EPSILON = 1e-3
 DEFAULT_AUX_K = 256
 DEFAULT_AUX_COEFFICIENT = 1 / 32
 DEFAULT_DEAD_AFTER_EXAMPLES = 50_000
@@ -213,7 +216,7 @@ def build_dictionary_autoencoder(
             kernel_constraint=keras.constraints.UnitNorm(axis=1),
         ),
         Bias(sign=1, name="decoder_bias"),
-        keras.layers.Activation(output_activation),
+        keras.layers.Activation(output_activation, name=OUTPUT_LAYER),
         keras.layers.Reshape(input_shape, name="reconstruction"),
     ]
     encoder, decoder = _assembly.build_halves(input_shape, encoder_layers, decoder_layers)
@@ -224,7 +227,15 @@ def build_dictionary_autoencoder(
 
 
 def initialize_from_data(model, x):
-    """Sets b_pre and b_dec to the mean of the examples `x` (N, ...)."""
+    """Sets b_pre and b_dec from the mean m of the examples `x` (N, ...).
+
+    b_pre = m; b_dec = m for a linear output and logit(clip(m, eps, 1 - eps))
+    (eps = LOGIT_EPSILON) for a sigmoid one, so that x_hat starts at m.
+    """
     mean = np.asarray(x, dtype="float64").reshape(len(x), -1).mean(axis=0)
-    for part, layer in (("encoder", "pre_bias"), ("decoder", "decoder_bias")):
-        model.get_layer(part).get_layer(layer).bias.assign(mean.astype("float32"))
+    model.get_layer("encoder").get_layer("pre_bias").bias.assign(mean.astype("float32"))
+    decoder = model.get_layer("decoder")
+    if decoder.get_layer(OUTPUT_LAYER).activation is keras.activations.sigmoid:
+        clipped = np.clip(mean, LOGIT_EPSILON, 1 - LOGIT_EPSILON)
+        mean = np.log(clipped / (1 - clipped))
+    decoder.get_layer("decoder_bias").bias.assign(mean.astype("float32"))

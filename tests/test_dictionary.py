@@ -38,6 +38,15 @@ def test_structure_initialisation_and_names():
     assert model.get_layer("encoder")(x).shape == (len(x), UNITS)
 
 
+def test_a_sigmoid_output_starts_at_the_data_mean():
+    model = build(code_activation="sigmoid", output_activation="sigmoid")
+    x = images()
+    initialize_from_data(model, x)
+    logits = np.asarray(model.get_layer("decoder").get_layer("decoder_bias").bias)
+    mean = x.reshape(len(x), -1).mean(axis=0)
+    np.testing.assert_allclose(1 / (1 + np.exp(-logits)), mean, rtol=1e-5)
+
+
 def test_decoder_rows_stay_unit_norm_after_a_training_step():
     model = build(code_activation="relu")
     model.compile(keras.optimizers.Adam(0.1), "mse")
