@@ -37,6 +37,12 @@ class ZooModel:
 # at most this fraction of dead units.
 KL_TARGETS = dict(rho_tolerance=0.10, max_dead_fraction=0.05)
 
+# Dictionaries: epochs, the TopK schedule (k falls over the first half of
+# training: 55,000 images an epoch) and the AuxK dead window.
+DICT_EPOCHS = 14
+DICT_SCHEDULE_EXAMPLES = DICT_EPOCHS // 2 * 55_000
+DICT_DEAD_AFTER = 20_000
+
 ZOO = {
     "dense-none": ZooModel("dense", "none", dict(code_size=32, epochs=50)),
     "dense-l1": ZooModel(
@@ -71,6 +77,43 @@ ZOO = {
              batch_size=64),
         dict(below_peer_bce=True),
         ("Keras blog sparse conv AE, plain Keras fit, same epochs", None),
+    ),
+    # === Sparse dictionaries (models/dictionary.py) ===
+    "dict-topk": ZooModel(
+        "dictionary", "none",
+        dict(code_size=2048, code_activation="topk", k=32, initial_k=128,
+             schedule_examples=DICT_SCHEDULE_EXAMPLES, aux_k=256,
+             dead_after_examples=DICT_DEAD_AFTER, epochs=DICT_EPOCHS, batch_size=256),
+        dict(min_probe_accuracy=0.985, max_dead_fraction=0.01, max_fvu=0.10),
+    ),
+    "dict-batchtopk": ZooModel(
+        "dictionary", "none",
+        dict(code_size=2048, code_activation="batchtopk", k=32, aux_k=256,
+             dead_after_examples=DICT_DEAD_AFTER, epochs=DICT_EPOCHS, batch_size=256),
+        dict(min_probe_accuracy=0.985, max_dead_fraction=0.01, l0_tolerance=0.05),
+    ),
+    "dict-wta": ZooModel(
+        "dictionary", "none",
+        dict(code_size=2000, code_activation="wta", lifetime_sparsity=0.05,
+             epochs=DICT_EPOCHS, batch_size=100),
+        dict(min_probe_accuracy=0.988, max_dead_units=0),
+    ),
+    "dict-l1": ZooModel(
+        "dictionary", "l1",
+        dict(code_size=1024, code_activation="relu", l1=3e-4, aux_k=256,
+             dead_after_examples=DICT_DEAD_AFTER, epochs=DICT_EPOCHS, batch_size=256),
+        dict(max_dead_fraction=0.01),
+    ),
+    "dict-kl": ZooModel(
+        "dictionary", "kl",
+        dict(code_size=1024, code_activation="sigmoid", rho=0.05, beta=0.01,
+             learning_rate=5e-3, epochs=DICT_EPOCHS, batch_size=256),
+        dict(rho_tolerance=0.10, max_dead_units=0),
+    ),
+    "dict-contractive": ZooModel(
+        "dictionary", "contractive",
+        dict(code_size=1024, code_activation="relu", contractive_weight=1e-4,
+             epochs=DICT_EPOCHS, batch_size=256),
     ),
 }
 
