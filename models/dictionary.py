@@ -117,10 +117,11 @@ class SparseDictionary(keras.Model):
         pre = ops.matmul(centered, code_layer.kernel) + code_layer.bias
         dead = self.dead_mask()
         dead_pre = ops.where(dead[None, :], ops.relu(pre), ops.zeros_like(pre))
-        values, indices = ops.top_k(dead_pre, self.aux_k)
-        # A (N, aux_k) gather of the decoder rows: e_hat = sum_i v_i W_dec[idx_i].
-        rows = ops.take(self.decoder.get_layer(DICTIONARY_LAYER).kernel, indices, axis=0)
-        e_hat = ops.sum(values[..., None] * rows, axis=1)
+        # The top aux_k dead latents of each example (ties at the k-th value
+        # kept), as a dense code: one matmul with W_dec, like the decoder's.
+        kth = ops.top_k(dead_pre, self.aux_k)[0][:, -1:]
+        aux_code = ops.where((dead_pre >= kth) & (dead_pre > 0), dead_pre, ops.zeros_like(pre))
+        e_hat = ops.matmul(aux_code, self.decoder.get_layer(DICTIONARY_LAYER).kernel)
         flat = ops.reshape(x, (ops.shape(x)[0], -1))
         e = ops.stop_gradient(flat - ops.reshape(x_hat, ops.shape(flat)))
         per_example = ops.sum(ops.square(e - e_hat), axis=1) / (

@@ -43,7 +43,7 @@ KL_TARGETS = dict(rho_tolerance=0.10, max_dead_fraction=0.05)
 
 # Dictionaries: epochs, the TopK schedule (k falls over the first half of
 # training: 55,000 images an epoch) and the AuxK dead window.
-DICT_EPOCHS = 14
+DICT_EPOCHS = 16
 DICT_SCHEDULE_EXAMPLES = DICT_EPOCHS // 2 * 55_000
 DICT_DEAD_AFTER = 20_000
 
