@@ -37,7 +37,7 @@ SWEEPS = {
     "kl": ("kl", dict(code_activation="sigmoid", rho=0.05),
            "beta", (0.3, 1.0, 3.0, 10.0)),
 }
-FULL = dict(code_size=1024, epochs=10, limit=None)
+FULL = dict(code_size=512, epochs=6, limit=None)
 QUICK = dict(code_size=256, epochs=2, limit=6000)
 PLOTS = {"fvu": "FVU (1 - explained variance)", "probe_accuracy": "linear probe accuracy"}
 
