@@ -85,3 +85,13 @@ def test_missing_model_is_one_clear_line(tmp_path, tiny_mnist):
         evaluate_cli.main([str(tmp_path / "nope.keras"), "--data", str(tiny_mnist)])
     assert info.value.code.startswith("evaluate.py: error: Expected `model` to be a .keras file")
     assert "Received: model='" in info.value.code
+
+
+def test_topk_codes_match_the_layer_and_widen_with_k():
+    keras.utils.set_random_seed(0)
+    model = models.build_dictionary_autoencoder((4, 4, 1), 20, code_activation=models.TopK(3))
+    x = np.random.default_rng(0).random((6, 4, 4, 1)).astype("float32")
+    np.testing.assert_allclose(evaluate.topk_codes(model, x, 3),
+                               model.get_layer("encoder").predict(x, verbose=0), atol=1e-5)
+    assert ((evaluate.topk_codes(model, x, 9) > 0).sum(axis=1) <= 9).all()
+    assert evaluate.topk_codes(models.build_dictionary_autoencoder((4, 4, 1), 20), x, 3) is None
