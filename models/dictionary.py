@@ -17,7 +17,7 @@ BackupAndRestore); a latent is dead after `dead_after_examples`. The
 auxiliary loss asks the top `aux_k` dead latents to reconstruct the residual
 e = x - x_hat (held constant):
 
-    e_hat  = W_dec^T topk_aux(relu(z_dead))
+    e_hat  = W_dec^T topk_aux(z_dead)      (signed pre-activations of dead latents)
     L_aux  = aux_coefficient * mean_n ||e_n - e_hat_n||^2 / ||e_n||^2
 
 and is 0 while no latent is dead. Its gradient reaches only the dead latents'
@@ -45,6 +45,8 @@ DEFAULT_AUX_COEFFICIENT = 1 / 32
 DEFAULT_DEAD_AFTER_EXAMPLES = 50_000
 # Keeps ||e||^2 away from 0 in the normalised AuxK loss.
 AUX_EPSILON = 1e-8
+# Ranks live latents below every dead one when AuxK picks its top aux_k.
+NOT_DEAD = -1e30
 
 
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
@@ -115,12 +117,14 @@ class SparseDictionary(keras.Model):
                 break
             centered = layer(centered)
         pre = ops.matmul(centered, code_layer.kernel) + code_layer.bias
-        dead = self.dead_mask()
-        dead_pre = ops.where(dead[None, :], ops.relu(pre), ops.zeros_like(pre))
-        # The top aux_k dead latents of each example (ties at the k-th value
-        # kept), as a dense code: one matmul with W_dec, like the decoder's.
-        kth = ops.top_k(dead_pre, self.aux_k)[0][:, -1:]
-        aux_code = ops.where((dead_pre >= kth) & (dead_pre > 0), dead_pre, ops.zeros_like(pre))
+        dead = self.dead_mask()[None, :]
+        # The top aux_k dead latents of each example by pre-activation, with
+        # their signed values: a dead latent's pre-activation is mostly
+        # negative, and a ReLU here would leave nothing to learn from.
+        ranked = ops.where(dead, pre, ops.full_like(pre, NOT_DEAD))
+        kth = ops.stop_gradient(ops.top_k(ranked, self.aux_k)[0][:, -1:])
+        aux_code = ops.where(dead & (pre >= kth), pre, ops.zeros_like(pre))
+        # As a dense code: one matmul with W_dec, like the decoder's.
         e_hat = ops.matmul(aux_code, self.decoder.get_layer(DICTIONARY_LAYER).kernel)
         flat = ops.reshape(x, (ops.shape(x)[0], -1))
         e = ops.stop_gradient(flat - ops.reshape(x_hat, ops.shape(flat)))
