@@ -20,6 +20,28 @@ from pipeline import evaluation
 from pipeline import manifest
 
 ROOT = Path(__file__).resolve().parents[1]
+# Zoo models whose peer runs side by side: name -> the peer's own script.
+PEER_SCRIPTS = {"conv-dense-l1": "benchmarks/peers/keras_blog_sparse_conv.py"}
+
+
+def run_peer(name, data, out):
+    """Runs the peer of `name` for the same epochs; saves and returns its result."""
+    epochs = manifest.config_of(name).epochs
+    command = [sys.executable, PEER_SCRIPTS[name], "--data", str(data), "--epochs", str(epochs)]
+    print("$", " ".join(command[1:]), flush=True)
+    result = subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True)
+    peer = json.loads(result.stdout.strip().splitlines()[-1])
+    (out / f"{name}.peer.json").write_text(json.dumps(peer, indent=2, sort_keys=True) + "\n")
+    return peer
+
+
+def peer_bce(name, out):
+    """The peer's test BCE: measured side by side (NAME.peer.json) or from the manifest."""
+    path = out / f"{name}.peer.json"
+    if path.is_file():
+        return json.loads(path.read_text())["test_bce"]
+    entry = manifest.ZOO[name]
+    return entry.peer[1] if entry.peer else None
 
 
 def train_command(name, data, out, logroot):
@@ -35,23 +57,24 @@ def train_command(name, data, out, logroot):
     return command + (["--data", str(data)] if data else [])
 
 
-def table(rows):
+def table(rows, out):
     """The results as a Markdown table."""
-    header = ("| model | test BCE | target | peer BCE | MSE | L0 / units | dead % | mean act (rho) "
+    header = ("| model | test BCE | target | peer BCE | MSE | FVU | L0 (± sd) / units | dead % | mean act (rho) "
               "| probe acc | params | s/epoch | epochs | peak MB | meets target |")
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for name, run, report in rows:
         entry = manifest.ZOO[name]
-        peer_bce = entry.peer[1] if entry.peer else None
-        target = entry.targets.get("max_bce")
+        peer = peer_bce(name, out)
+        target = entry.targets.get("max_bce") or ("< peer" if entry.targets.get("below_peer_bce") else None)
         rho = f" ({report['rho']:g})" if "rho" in report else ""
         lines.append(
-            f"| {name} | {report['bce']:.4f} | {target or 'report'} | {peer_bce or '-'} "
-            f"| {report['mse']:.4f} | {report['code_l0']:.1f} / {report['code_num_units']} "
+            f"| {name} | {report['bce']:.4f} | {target or 'report'} | {f'{peer:.4f}' if peer else '-'} "
+            f"| {report['mse']:.4f} | {1 - report['explained_variance']:.3f} "
+            f"| {report['code_l0']:.1f} ± {report.get('code_l0_std', float('nan')):.1f} / {report['code_num_units']} "
             f"| {100 * report['code_dead_fraction']:.1f} | {report['code_mean_activation']:.4f}{rho} "
             f"| {100 * report.get('probe_accuracy', float('nan')):.2f}% | {report['parameters']:,} "
             f"| {run['seconds_per_epoch']:.1f} | {run['epochs_completed']} "
-            f"| {run['peak_memory_mb']:.0f} | {manifest.verdict(name, report)} |"
+            f"| {run['peak_memory_mb']:.0f} | {manifest.verdict(name, report, peer)} |"
         )
     return "\n".join(lines)
 
@@ -75,13 +98,15 @@ def main(argv=None):
             command = train_command(name, args.data, out, Path(args.logroot).resolve())
             print("$", " ".join(command[1:]), flush=True)
             subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+            if name in PEER_SCRIPTS:
+                run_peer(name, args.data or os.environ.get("SPARSE_AE_ZOO_DATA"), out)
         run = json.loads((out / f"{name}.json").read_text())
         report = evaluation.evaluate(out / f"{name}.keras", data_path=args.data)
         rows.append((name, run, report))
         print(f"{name}: test BCE {report['bce']:.4f}", flush=True)
     print(f"\nMachine: {platform.machine()}, {len(os.sched_getaffinity(0))} cores, Python {platform.python_version()}, "
           f"TensorFlow {rows[0][1]['versions']['tensorflow']}, Keras {rows[0][1]['versions']['keras']}")
-    print(table(rows))
+    print(table(rows, out))
     return rows
 
 

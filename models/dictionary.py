@@ -17,11 +17,12 @@ BackupAndRestore); a latent is dead after `dead_after_examples`. The
 auxiliary loss asks the top `aux_k` dead latents to reconstruct the residual
 e = x - x_hat (held constant):
 
-    e_hat  = W_dec^T topk_aux(relu(z_dead))
+    e_hat  = W_dec^T topk_aux(z_dead)      (signed pre-activations of dead latents)
     L_aux  = aux_coefficient * mean_n ||e_n - e_hat_n||^2 / ||e_n||^2
 
 and is 0 while no latent is dead. Its gradient reaches only the dead latents'
-encoder weights (and their decoder rows).
+encoder weights (and their decoder rows). It is a training loss only: Keras'
+validation loss and the exported model's calls do not compute it.
 """
 
 import math
@@ -36,11 +37,16 @@ from models.layers import Bias
 from models.layers import CodeDense
 
 DICTIONARY_LAYER = "dictionary"
+OUTPUT_LAYER = "output_activation"
+# Keeps the logit of a sigmoid output's starting bias finite for constant pixels.
+LOGIT_EPSILON = 1e-3
 DEFAULT_AUX_K = 256
 DEFAULT_AUX_COEFFICIENT = 1 / 32
 DEFAULT_DEAD_AFTER_EXAMPLES = 50_000
 # Keeps ||e||^2 away from 0 in the normalised AuxK loss.
 AUX_EPSILON = 1e-8
+# Ranks live latents below every dead one when AuxK picks its top aux_k.
+NOT_DEAD = -1e30
 
 
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
@@ -93,8 +99,9 @@ class SparseDictionary(keras.Model):
             fired = ops.cast(ops.any(h > 0, axis=0), self.examples_since_fired.dtype)
             batch = ops.cast(ops.shape(h)[0], self.examples_since_fired.dtype)
             self.examples_since_fired.assign((self.examples_since_fired + batch) * (1 - fired))
-        if self.aux_k:
-            self.add_loss(self.aux_coefficient * self.auxk_loss(x, x_hat))
+            # An auxiliary training loss: inference and serving skip its work.
+            if self.aux_k:
+                self.add_loss(self.aux_coefficient * self.auxk_loss(x, x_hat))
         return x_hat
 
     def dead_mask(self):
@@ -110,12 +117,15 @@ class SparseDictionary(keras.Model):
                 break
             centered = layer(centered)
         pre = ops.matmul(centered, code_layer.kernel) + code_layer.bias
-        dead = self.dead_mask()
-        dead_pre = ops.where(dead[None, :], ops.relu(pre), ops.zeros_like(pre))
-        values, indices = ops.top_k(dead_pre, self.aux_k)
-        # A (N, aux_k) gather of the decoder rows: e_hat = sum_i v_i W_dec[idx_i].
-        rows = ops.take(self.decoder.get_layer(DICTIONARY_LAYER).kernel, indices, axis=0)
-        e_hat = ops.sum(values[..., None] * rows, axis=1)
+        dead = self.dead_mask()[None, :]
+        # The top aux_k dead latents of each example by pre-activation, with
+        # their signed values: a dead latent's pre-activation is mostly
+        # negative, and a ReLU here would leave nothing to learn from.
+        ranked = ops.where(dead, pre, ops.full_like(pre, NOT_DEAD))
+        kth = ops.stop_gradient(ops.top_k(ranked, self.aux_k)[0][:, -1:])
+        aux_code = ops.where(dead & (pre >= kth), pre, ops.zeros_like(pre))
+        # As a dense code: one matmul with W_dec, like the decoder's.
+        e_hat = ops.matmul(aux_code, self.decoder.get_layer(DICTIONARY_LAYER).kernel)
         flat = ops.reshape(x, (ops.shape(x)[0], -1))
         e = ops.stop_gradient(flat - ops.reshape(x_hat, ops.shape(flat)))
         per_example = ops.sum(ops.square(e - e_hat), axis=1) / (
@@ -211,7 +221,7 @@ def build_dictionary_autoencoder(
             kernel_constraint=keras.constraints.UnitNorm(axis=1),
         ),
         Bias(sign=1, name="decoder_bias"),
-        keras.layers.Activation(output_activation),
+        keras.layers.Activation(output_activation, name=OUTPUT_LAYER),
         keras.layers.Reshape(input_shape, name="reconstruction"),
     ]
     encoder, decoder = _assembly.build_halves(input_shape, encoder_layers, decoder_layers)
@@ -222,7 +232,15 @@ def build_dictionary_autoencoder(
 
 
 def initialize_from_data(model, x):
-    """Sets b_pre and b_dec to the mean of the examples `x` (N, ...)."""
+    """Sets b_pre and b_dec from the mean m of the examples `x` (N, ...).
+
+    b_pre = m; b_dec = m for a linear output and logit(clip(m, eps, 1 - eps))
+    (eps = LOGIT_EPSILON) for a sigmoid one, so that x_hat starts at m.
+    """
     mean = np.asarray(x, dtype="float64").reshape(len(x), -1).mean(axis=0)
-    for part, layer in (("encoder", "pre_bias"), ("decoder", "decoder_bias")):
-        model.get_layer(part).get_layer(layer).bias.assign(mean.astype("float32"))
+    model.get_layer("encoder").get_layer("pre_bias").bias.assign(mean.astype("float32"))
+    decoder = model.get_layer("decoder")
+    if decoder.get_layer(OUTPUT_LAYER).activation is keras.activations.sigmoid:
+        clipped = np.clip(mean, LOGIT_EPSILON, 1 - LOGIT_EPSILON)
+        mean = np.log(clipped / (1 - clipped))
+    decoder.get_layer("decoder_bias").bias.assign(mean.astype("float32"))

@@ -30,8 +30,10 @@ FLOAT32_MAX = 3.4028234663852886e38
 KERAS_ACTIVATION_HINT = "a Keras activation (relu, sigmoid, ...)"
 
 
-def _field(default, help, **kwargs):
-    return dataclasses.field(default=default, metadata={"help": help}, **kwargs)
+def _field(default, help):
+    if isinstance(default, dict):  # a fresh dict per instance
+        return dataclasses.field(default_factory=dict, metadata={"help": help})
+    return dataclasses.field(default=default, metadata={"help": help})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,9 +43,9 @@ class TrainConfig:
     # === What to train ===
     model: str = _field("conv", "model family")
     reg: str = _field("l1", "code penalty")
-    architecture: dict = _field(None, "builder arguments of the family")
-    penalty: dict = _field(None, "constructor arguments of the penalty")
-    code_activation_args: dict = _field(None, "constructor arguments of the code activation")
+    architecture: dict = _field({}, "builder arguments of the family")
+    penalty: dict = _field({}, "constructor arguments of the penalty")
+    code_activation_args: dict = _field({}, "constructor arguments of the code activation")
     # === Optimisation ===
     epochs: int = _field(20, "training epochs")
     batch_size: int = _field(128, "batch size")
@@ -279,12 +281,12 @@ def resolve_config(model=TrainConfig.model, reg=TrainConfig.reg, preset=None, **
 
 def build_penalty(config):
     """The code penalty of `config`, or None."""
-    return regularizers.get_penalty(config.reg, **(config.penalty or {}))
+    return regularizers.get_penalty(config.reg, **config.penalty)
 
 
 def build_code_activation(config):
     """The code activation of `config`: a layer, or a Keras activation name."""
     name = config.code_activation
     if name in models.CODE_ACTIVATIONS:
-        return models.CODE_ACTIVATIONS[name](**(config.code_activation_args or {}))
+        return models.CODE_ACTIVATIONS[name](**config.code_activation_args)
     return name

@@ -17,8 +17,16 @@ class ZooModel:
         options: its hyperparameters beyond the family's defaults.
         targets: acceptance targets checked by `verdict`: `max_bce`,
             `rho_tolerance` (relative distance of the mean activation to
-            rho), `max_dead_fraction`, `min_probe_accuracy`, `max_fvu`.
-        peer: (description, the peer's test BCE measured with its own code), or None.
+            rho), `max_dead_fraction` (dead units must be fewer),
+            `max_dead_units` (at most this many), `min_probe_accuracy`,
+            `max_fvu`, `l0_tolerance` (relative distance of the mean L0 to
+            the code's k), `below_peer_bce` (a lower test BCE than the peer's,
+            measured side by side by benchmarks/zoo.py).
+        peer: (description, the peer's test BCE measured with its own code, or
+            None when it is measured side by side), or None.
+        known_misses: the targets the shipped model misses, by name (the
+            README and the closing notes say by how much and what was tried);
+            tests/test_saved_models.py checks that this list stays true.
     """
 
     model: str
@@ -26,11 +34,18 @@ class ZooModel:
     options: dict = dataclasses.field(default_factory=dict)
     targets: dict = dataclasses.field(default_factory=dict)
     peer: tuple | None = None
+    known_misses: tuple = ()
 
 
 # KL models: mean code activation within this relative distance of rho, and
 # at most this fraction of dead units.
 KL_TARGETS = dict(rho_tolerance=0.10, max_dead_fraction=0.05)
+
+# Dictionaries: epochs, the TopK schedule (k falls over the first half of
+# training: 55,000 images an epoch) and the AuxK dead window.
+DICT_EPOCHS = 16
+DICT_SCHEDULE_EXAMPLES = DICT_EPOCHS // 2 * 55_000
+DICT_DEAD_AFTER = 20_000
 
 ZOO = {
     "dense-none": ZooModel("dense", "none", dict(code_size=32, epochs=50)),
@@ -59,6 +74,51 @@ ZOO = {
         "conv", "l1", dict(code_size=32, epochs=20, l1=1e-4, noise_stddev=0.3), {},
         ("Keras blog denoising conv AE", None),
     ),
+    # The Keras blog's sparse conv model (130,017 parameters), built by the project.
+    "conv-dense-l1": ZooModel(
+        "conv", "l1",
+        dict(filters=(16, 32), downsampling="maxpool", code_units=32, l1=1e-4, epochs=20,
+             batch_size=64),
+        dict(below_peer_bce=True),
+        ("Keras blog sparse conv AE, plain Keras fit, same epochs", None),
+    ),
+    # === Sparse dictionaries (models/dictionary.py) ===
+    "dict-topk": ZooModel(
+        "dictionary", "none",
+        dict(code_size=2048, code_activation="topk", k=32, initial_k=128,
+             schedule_examples=DICT_SCHEDULE_EXAMPLES, aux_k=256,
+             dead_after_examples=DICT_DEAD_AFTER, epochs=DICT_EPOCHS, batch_size=256),
+        dict(min_probe_accuracy=0.985, max_dead_fraction=0.01, max_fvu=0.10),
+    ),
+    "dict-batchtopk": ZooModel(
+        "dictionary", "none",
+        dict(code_size=2048, code_activation="batchtopk", k=32, aux_k=256,
+             dead_after_examples=DICT_DEAD_AFTER, epochs=DICT_EPOCHS, batch_size=256),
+        dict(min_probe_accuracy=0.985, max_dead_fraction=0.01, l0_tolerance=0.05),
+    ),
+    "dict-wta": ZooModel(
+        "dictionary", "none",
+        dict(code_size=2000, code_activation="wta", lifetime_sparsity=0.05,
+             epochs=DICT_EPOCHS, batch_size=100),
+        dict(min_probe_accuracy=0.988, max_dead_units=0),
+    ),
+    "dict-l1": ZooModel(
+        "dictionary", "l1",
+        dict(code_size=1024, code_activation="relu", l1=3e-4, aux_k=256,
+             dead_after_examples=DICT_DEAD_AFTER, epochs=DICT_EPOCHS, batch_size=256),
+        dict(max_dead_fraction=0.01),
+    ),
+    "dict-kl": ZooModel(
+        "dictionary", "kl",
+        dict(code_size=1024, code_activation="sigmoid", rho=0.05, beta=0.01,
+             learning_rate=5e-3, epochs=DICT_EPOCHS, batch_size=256),
+        dict(rho_tolerance=0.10, max_dead_units=0),
+    ),
+    "dict-contractive": ZooModel(
+        "dictionary", "contractive",
+        dict(code_size=1024, code_activation="relu", contractive_weight=1e-4,
+             epochs=DICT_EPOCHS, batch_size=256),
+    ),
 }
 
 
@@ -68,24 +128,47 @@ def preset_of(model, reg):
     return dict(entry.options) if entry and (entry.model, entry.reg) == (model, reg) else {}
 
 
-def verdict(name, report):
-    """Whether an eval report meets zoo model `name`'s targets: "yes", "no (...)" or "-"."""
+def missed_targets(name, report, peer_bce=None):
+    """{target: what missed it} for every target of zoo model `name` the report misses.
+
+    `peer_bce` is the side-by-side peer's test BCE, for `below_peer_bce`.
+    """
     targets = ZOO[name].targets if name in ZOO else {}
-    if not targets:
-        return "-"
-    failures = []
+    missed = {}
     if "max_bce" in targets and report["bce"] > targets["max_bce"]:
-        failures.append(f"BCE {report['bce']:.4f} > {targets['max_bce']}")
+        missed["max_bce"] = f"BCE {report['bce']:.4f} > {targets['max_bce']}"
     if "rho_tolerance" in targets and "rho" in report:
         if abs(report["code_mean_activation"] - report["rho"]) > targets["rho_tolerance"] * report["rho"]:
-            failures.append("mean activation off rho")
+            missed["rho_tolerance"] = "mean activation off rho"
     if "max_dead_fraction" in targets and report["code_dead_fraction"] >= targets["max_dead_fraction"]:
-        failures.append("dead units")
-    if "min_probe_accuracy" in targets and report.get("probe_accuracy", 0) < targets["min_probe_accuracy"]:
-        failures.append(f"probe {report.get('probe_accuracy', 0):.4f} < {targets['min_probe_accuracy']}")
+        missed["max_dead_fraction"] = f"dead units {100 * report['code_dead_fraction']:.1f}%"
+    probe = report.get("probe_accuracy", 0)
+    if "min_probe_accuracy" in targets and probe < targets["min_probe_accuracy"]:
+        missed["min_probe_accuracy"] = f"probe {100 * probe:.2f}% < {100 * targets['min_probe_accuracy']:g}%"
     if "max_fvu" in targets and 1 - report["explained_variance"] > targets["max_fvu"]:
-        failures.append(f"FVU {1 - report['explained_variance']:.3f} > {targets['max_fvu']}")
-    return "yes" if not failures else "no (" + ", ".join(failures) + ")"
+        missed["max_fvu"] = f"FVU {1 - report['explained_variance']:.3f} > {targets['max_fvu']}"
+    if "max_dead_units" in targets:
+        dead = round(report["code_dead_fraction"] * report["code_num_units"])
+        if dead > targets["max_dead_units"]:
+            missed["max_dead_units"] = f"{dead} dead units"
+    if "l0_tolerance" in targets:
+        k = ZOO[name].options["k"]
+        if abs(report["code_l0"] - k) > targets["l0_tolerance"] * k:
+            missed["l0_tolerance"] = f"L0 {report['code_l0']:.1f} off k={k}"
+    if targets.get("below_peer_bce"):
+        if peer_bce is None:
+            missed["below_peer_bce"] = "peer BCE not measured"
+        elif report["bce"] >= peer_bce:
+            missed["below_peer_bce"] = f"BCE {report['bce']:.4f} >= peer {peer_bce:.4f}"
+    return missed
+
+
+def verdict(name, report, peer_bce=None):
+    """Whether an eval report meets zoo model `name`'s targets: "yes", "no (...)" or "-"."""
+    if not (ZOO[name].targets if name in ZOO else {}):
+        return "-"
+    missed = missed_targets(name, report, peer_bce)
+    return "yes" if not missed else "no (" + ", ".join(missed.values()) + ")"
 
 
 def config_of(name, **overrides):

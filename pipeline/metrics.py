@@ -56,7 +56,8 @@ def code_statistics(h, threshold=ACTIVE_THRESHOLD):
     Returns:
         dict with `mean_activation` (over all units and examples),
         `unit_mean_std` (spread of the per-unit means), `l0` (mean number of
-        units with h > threshold per example), `l0_fraction` (l0 / units) and
+        units with h > threshold per example), `l0_std` (its spread over the
+        examples), `l0_fraction` (l0 / units) and
         `dead_fraction` (units never above threshold on any example).
     """
     h = _flat(h)
@@ -66,6 +67,7 @@ def code_statistics(h, threshold=ACTIVE_THRESHOLD):
         "mean_activation": float(h.mean()),
         "unit_mean_std": float(unit_means.std()),
         "l0": float(active.sum(axis=1).mean()),
+        "l0_std": float(active.sum(axis=1).std()),
         "l0_fraction": float(active.mean()),
         "dead_fraction": float((~active.any(axis=0)).mean()),
         "num_units": int(h.shape[1]),

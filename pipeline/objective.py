@@ -5,7 +5,7 @@
 The reconstruction is the mean per-pixel binary cross-entropy for a sigmoid
 output and the mean squared error for a linear one; `model.losses` holds
 every penalty term the layers add (activity regularizers, code penalties such
-as the contractive one, the dictionary's AuxK loss). Both training loops get
+as the contractive one) and, in training, the dictionary's AuxK loss. Both training loops get
 the loss from Keras' own `Model.compute_loss`, so they optimise the same
 number, scaled the same way under tf.distribute.
 """
@@ -55,19 +55,22 @@ def _total(losses):
     return float(sum(float(np.sum(loss)) for loss in losses))
 
 
+
 def loss_terms(model, x):
     """The named terms of the loss for images `x`, at inference (NumPy floats).
 
     Returns:
-        dict with RECONSTRUCTION, PENALTY (every term the encoder adds: the
-        activity and code penalties) and, for models with AuxK, AUXK; the
-        loss is their sum. Also returns the reconstructions.
+        dict with RECONSTRUCTION and PENALTY (every term the model adds at
+        inference: the activity and code penalties), whose sum is Keras'
+        validation loss, and for models with AuxK the AUXK term the training
+        loss adds (with its coefficient); and the reconstructions.
     """
     x_hat = model(x, training=False)
     loss = keras.losses.get(reconstruction_loss(model))
-    terms = {RECONSTRUCTION: float(keras.ops.mean(loss(x, x_hat)))}
-    encoder_losses = model.get_layer(models.ENCODER).losses
-    terms[PENALTY] = _total(encoder_losses)
+    terms = {
+        RECONSTRUCTION: float(keras.ops.mean(loss(x, x_hat))),
+        PENALTY: _total(model.losses),
+    }
     if getattr(model, "aux_k", 0):
-        terms[AUXK] = _total(model.losses) - terms[PENALTY]
+        terms[AUXK] = model.aux_coefficient * float(model.auxk_loss(x, x_hat))
     return terms, np.asarray(x_hat)

@@ -51,7 +51,8 @@ def build_model(config, input_shape=data.IMAGE_SHAPE, name=None):
     """
     family = models.get_family(config.model)
     architecture = dict(config.architecture)
-    architecture["code_activation"] = config_lib.build_code_activation(config)
+    if "code_activation" in architecture:  # a name, or the layer it names
+        architecture["code_activation"] = config_lib.build_code_activation(config)
     code_size = architecture.pop("code_size")
     model = family.builder(
         input_shape, code_size,

@@ -26,3 +26,16 @@ def test_dense_flop_count():
     # 784 -> 16 -> 4 -> 16 -> 784, 2 FLOPs per multiply-add.
     assert speed.dense_forward_flops(model) == 2 * (784 * 16 + 16 * 4 + 4 * 16 + 16 * 784)
     assert isinstance(model, keras.Model)
+
+
+def test_frontier_sweeps_at_least_four_points_of_each_kind_with_one_dictionary_size():
+    from benchmarks import frontier
+
+    for quick in (True, False):
+        points = list(frontier.sweep_points(quick))
+        kinds = [kind for kind, _, _, _ in points]
+        assert all(kinds.count(kind) >= 4 for kind in frontier.SWEEPS)
+        assert len({config.architecture["code_size"] for _, _, config, _ in points}) == 1
+        for kind, value, config, _ in points:
+            knob = frontier.SWEEPS[kind][2]
+            assert value in (config.code_activation_args.get(knob), config.penalty.get(knob))

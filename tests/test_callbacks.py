@@ -53,9 +53,12 @@ def test_penalty_scalar_holds_every_penalty_term_and_auxk_its_own(tmp_path):
     callback.set_model(model)
     scalars, _, _ = callback.compute()
     assert scalars["val_sparsity_penalty"] > 0 and scalars["val_auxk_loss"] > 0
+    # Keras' validation loss holds the penalties; AuxK is a training loss.
     total = model.evaluate(sample, sample, batch_size=len(sample), verbose=0)
-    parts = scalars["val_reconstruction_loss"] + scalars["val_sparsity_penalty"] + scalars["val_auxk_loss"]
+    parts = scalars["val_reconstruction_loss"] + scalars["val_sparsity_penalty"]
     assert np.isclose(parts, total, rtol=1e-4)
+    expected_aux = model.aux_coefficient * float(model.auxk_loss(sample, model(sample)))
+    assert np.isclose(scalars["val_auxk_loss"], expected_aux, rtol=1e-5)
     assert scalars["val_code_dead_window_fraction"] == 0.5
     assert 0 <= scalars["val_fvu"]
 

@@ -38,6 +38,15 @@ def test_structure_initialisation_and_names():
     assert model.get_layer("encoder")(x).shape == (len(x), UNITS)
 
 
+def test_a_sigmoid_output_starts_at_the_data_mean():
+    model = build(code_activation="sigmoid", output_activation="sigmoid")
+    x = images()
+    initialize_from_data(model, x)
+    logits = np.asarray(model.get_layer("decoder").get_layer("decoder_bias").bias)
+    mean = x.reshape(len(x), -1).mean(axis=0)
+    np.testing.assert_allclose(1 / (1 + np.exp(-logits)), mean, rtol=1e-5)
+
+
 def test_decoder_rows_stay_unit_norm_after_a_training_step():
     model = build(code_activation="relu")
     model.compile(keras.optimizers.Adam(0.1), "mse")
@@ -52,10 +61,10 @@ def auxk_reference(model, x, dead, aux_k):
     centered = x.reshape(len(x), -1) - np.asarray(encoder.get_layer("pre_bias").bias)
     code = encoder.get_layer("code")
     pre = centered @ np.asarray(code.kernel) + np.asarray(code.bias)
-    z = np.where(dead[None], np.maximum(pre, 0), 0)
-    keep = np.argsort(-z, axis=1, kind="stable")[:, :aux_k]
-    z_aux = np.zeros_like(z)
-    np.put_along_axis(z_aux, keep, np.take_along_axis(z, keep, axis=1), axis=1)
+    ranked = np.where(dead[None], pre, -np.inf)
+    keep = np.argsort(-ranked, axis=1, kind="stable")[:, :aux_k]
+    z_aux = np.zeros_like(pre)
+    np.put_along_axis(z_aux, keep, np.take_along_axis(pre, keep, axis=1), axis=1)
     e_hat = z_aux @ np.asarray(model.get_layer("decoder").get_layer(DICTIONARY_LAYER).kernel)
     e = x.reshape(len(x), -1) - np.asarray(model(x)).reshape(len(x), -1)
     return np.mean(np.sum((e - e_hat) ** 2, axis=1) / np.sum(e**2, axis=1))
@@ -70,8 +79,10 @@ def test_auxk_value_against_numpy_and_zero_without_dead_latents():
     expected = auxk_reference(model, x, dead, 5)
     assert float(model.auxk_loss(x, model(x))) == pytest.approx(expected, rel=1e-5)
     model(x)
+    assert not model.losses  # a training loss only
+    model(x, training=True)
     (loss,) = model.losses
-    assert float(loss) == pytest.approx(models.dictionary.DEFAULT_AUX_COEFFICIENT * expected, rel=1e-5)
+    assert float(loss) > 0  # its batch, in training mode (TopK keeps other units)
 
 
 def test_auxk_gradient_reaches_only_dead_latents_encoder_weights():
@@ -165,3 +176,19 @@ def test_trained_dictionary_loads_and_serves_in_a_fresh_process(kwargs, tmp_path
     np.testing.assert_allclose(result["served"], expected, atol=1e-5)
     np.testing.assert_allclose(result["code"], codes, atol=1e-6)
     np.testing.assert_allclose(result["served_code"], codes, atol=1e-5)
+
+
+def test_auxk_reaches_dead_latents_whose_pre_activations_are_all_negative():
+    # A dead latent has negative pre-activations: AuxK must still give it a
+    # gradient and a loss below 1 (with a ReLU on them it would not).
+    model = build(code_activation=models.TopK(4), aux_k=6, dead_after_examples=10)
+    code = model.get_layer("encoder").get_layer("code")
+    dead = np.arange(UNITS) < 10
+    code.bias.assign(np.where(dead, -50.0, 0.0).astype("float32"))
+    model.examples_since_fired.assign(np.where(dead, 10.0, 0.0))
+    x = tf.constant(images(8))
+    with tf.GradientTape() as tape:
+        aux = model.auxk_loss(x, model(x))
+    touched = np.abs(np.asarray(tape.gradient(aux, code.kernel))).sum(axis=0) > 0
+    assert touched[dead].sum() >= 6 and not touched[~dead].any()
+    assert 0 < float(aux)

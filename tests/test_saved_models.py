@@ -16,8 +16,13 @@ from pipeline import manifest
 from tests.conftest import ROOT
 
 SAVED_MODELS = ROOT / "saved_models"
-MAX_KERAS_FILE_BYTES = 3_000_000
+# The .keras files (no optimizer state): small models, and the wide dictionaries
+# (whose SavedModel folders are not committed: `python -m pipeline.export NAME`).
+MAX_KERAS_FILE_BYTES = {"dictionary": 15_000_000}
+DEFAULT_MAX_KERAS_FILE_BYTES = 3_000_000
 RELATIVE_TOLERANCE = 1e-4
+# Every shipped model stays within the repository's binary budget.
+MAX_SAVED_MODELS_BYTES = 100 * 2**20
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +43,8 @@ def mnist_path():
 @pytest.mark.parametrize("name", list(manifest.ZOO))
 def test_shipped_model_matches_its_report(name, mnist):
     path = SAVED_MODELS / f"{name}.keras"
-    assert path.stat().st_size < MAX_KERAS_FILE_BYTES
+    entry = manifest.ZOO[name]
+    assert path.stat().st_size < MAX_KERAS_FILE_BYTES.get(entry.model, DEFAULT_MAX_KERAS_FILE_BYTES)
     report = json.loads((SAVED_MODELS / f"{name}.eval.json").read_text())
     assert report["model_sha256"] == datasets.file_sha256(path), (
         f"{path} changed since it was evaluated (retrained?): run "
@@ -49,7 +55,6 @@ def test_shipped_model_matches_its_report(name, mnist):
         if isinstance(value, float):
             assert again[key] == pytest.approx(value, rel=RELATIVE_TOLERANCE, abs=1e-9), key
     run = json.loads((SAVED_MODELS / f"{name}.json").read_text())
-    entry = manifest.ZOO[name]
     assert (run["config"]["model"], run["config"]["reg"]) == (entry.model, entry.reg)
     expected = manifest.config_of(name)
     assert run["config"] == json.loads(json.dumps(dataclasses.asdict(expected)))
@@ -57,9 +62,22 @@ def test_shipped_model_matches_its_report(name, mnist):
 
 
 @pytest.mark.parametrize("name", list(manifest.ZOO))
-def test_shipped_model_meets_its_targets(name):
+def test_shipped_model_meets_its_targets_but_its_recorded_misses(name):
     report = json.loads((SAVED_MODELS / f"{name}.eval.json").read_text())
-    assert manifest.verdict(name, report) in ("yes", "-")
+    peer = SAVED_MODELS / f"{name}.peer.json"
+    peer_bce = json.loads(peer.read_text())["test_bce"] if peer.is_file() else None
+    missed = manifest.missed_targets(name, report, peer_bce)
+    assert set(missed) == set(manifest.ZOO[name].known_misses), missed
+
+
+def test_shipped_files_fit_the_binary_budget():
+    import subprocess
+
+    listed = subprocess.run(["git", "ls-files", "saved_models"], cwd=ROOT, capture_output=True, text=True)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout")
+    tracked = [ROOT / line for line in listed.stdout.splitlines()]
+    assert sum(p.stat().st_size for p in tracked if p.is_file()) < MAX_SAVED_MODELS_BYTES
 
 
 @pytest.mark.parametrize("name", ["dense-kl", "conv-l1"])

@@ -39,11 +39,12 @@ x = np.load(inputs, allow_pickle=False)["x"]
 model = keras.models.load_model(keras_path)  # safe mode
 served = tf.saved_model.load(saved_model_path)
 code_layer = model.get_layer("encoder").get_layer("code")
+penalty = code_layer.activity_regularizer or getattr(code_layer, "code_penalty", None)
 print(json.dumps({
     "reconstruction_diff": float(np.abs(model.predict(x, verbose=0) - served.serve(x).numpy()).max()),
     "code_diff": float(np.abs(model.get_layer("encoder").predict(x, verbose=0) - served.encode(x).numpy()).max()),
     "default_signature": sorted(served.signatures),
-    "regularizer": keras.regularizers.serialize(code_layer.activity_regularizer),
+    "regularizer": None if penalty is None else keras.saving.serialize_keras_object(penalty),
     "output_shape": list(served.serve(x).shape),
 }))
 """
@@ -53,6 +54,29 @@ print(json.dumps({
 @pytest.mark.parametrize("model", ["dense", "conv"])
 def test_trains_and_exports_models_that_load_elsewhere(tmp_path, tiny_mnist, fresh_python, model, reg):
     extra = ["--code-activation", "sigmoid"] if reg == "kl" else []
+    check_trains_and_exports(tmp_path, tiny_mnist, fresh_python, model, reg, extra)
+
+
+@pytest.mark.parametrize(
+    "model,reg,extra",
+    [
+        ("conv", "l1", ["--code-units", "8", "--downsampling", "maxpool"]),
+        ("conv", "contractive", ["--code-units", "8"]),
+        ("dictionary", "none", ["--code-activation", "topk", "--k", "5", "--aux-k", "8",
+                                "--initial-k", "12", "--schedule-examples", "64"]),
+        ("dictionary", "none", ["--code-activation", "batchtopk", "--k", "5", "--aux-k", "8"]),
+        ("dictionary", "none", ["--code-activation", "wta", "--lifetime-sparsity", "0.1"]),
+        ("dictionary", "kl", ["--code-activation", "sigmoid", "--output-activation", "sigmoid"]),
+        ("dictionary", "contractive", []),
+    ],
+    ids=["conv-dense-code", "conv-dense-contractive", "topk", "batchtopk", "wta", "kl", "contractive"],
+)
+def test_every_code_kind_trains_and_exports_from_the_command_line(
+        tmp_path, tiny_mnist, fresh_python, model, reg, extra):
+    check_trains_and_exports(tmp_path, tiny_mnist, fresh_python, model, reg, extra)
+
+
+def check_trains_and_exports(tmp_path, tiny_mnist, fresh_python, model, reg, extra):
     summary = train.main(tiny_args(tmp_path, tiny_mnist, model, reg, *extra))
     out = tmp_path / "out"
     name = f"{model}-{reg}"
@@ -74,8 +98,8 @@ def test_trains_and_exports_models_that_load_elsewhere(tmp_path, tiny_mnist, fre
     assert loaded["code_diff"] < 1e-5
     assert loaded["output_shape"] == [3, 28, 28, 1]
     assert "serving_default" in loaded["default_signature"]
-    expected = None if reg == "none" else keras.regularizers.serialize(config_lib.build_penalty(
-        manifest.config_of(f"{model}-{reg}")))
+    config, _ = train.resolve(train.parse_args(tiny_args(tmp_path, tiny_mnist, model, reg, *extra)))
+    expected = None if reg == "none" else keras.regularizers.serialize(config_lib.build_penalty(config))
     if expected is None:
         assert loaded["regularizer"] is None
     else:

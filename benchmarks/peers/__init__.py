@@ -1,0 +1,1 @@
+"""Peers' models written as their authors' readers would write them (plain Keras)."""

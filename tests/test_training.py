@@ -1,0 +1,66 @@
+"""pipeline/training.py, and the seats: a new family or penalty needs no other file."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+import models
+import regularizers
+import train
+from models import _assembly
+from pipeline import training
+
+
+def build_linear_autoencoder(input_shape, code_size, *, activity_regularizer=None, name="linear"):
+    """A family without code_activation or noise arguments.
+
+    Args:
+        input_shape: shape of one example.
+        code_size: code units.
+        activity_regularizer: penalty on the code.
+        name: model name.
+    """
+    regularizer, code_penalty = _assembly.resolve_penalty(
+        activity_regularizer, "linear", accepts_code_penalty=True)
+    return _assembly.assemble_autoencoder(
+        input_shape,
+        [keras.layers.Flatten(), models.layers.CodeDense(
+            code_size, "linear", code_penalty, activity_regularizer=regularizer, name="code")],
+        [keras.layers.Dense(math.prod(input_shape)), keras.layers.Reshape(input_shape)],
+        noise_stddev=0.0, name=name)
+
+
+class SquaredSparsity(regularizers.ActivityPenalty):
+    """loss = squared_weight * mean_i sum_j h_ij^2.
+
+    Arguments:
+        squared_weight: the weight.
+    """
+
+    def __init__(self, squared_weight=1e-4):
+        self.squared_weight = float(squared_weight)
+
+    def penalty(self, x):
+        return self.squared_weight * ops.sum(ops.square(x)) / ops.cast(ops.shape(x)[0], x.dtype)
+
+    def get_config(self):
+        return {"squared_weight": self.squared_weight}
+
+
+def test_a_new_family_and_penalty_work_from_the_command_line(monkeypatch, tiny_mnist, tmp_path):
+    monkeypatch.setitem(models.FAMILIES, "linear",
+                        models.Family(build_linear_autoencoder, "linear", dict(code_size=3)))
+    monkeypatch.setitem(regularizers.PENALTIES, "squared", SquaredSparsity)
+    args = ["--model", "linear", "--reg", "squared", "--squared-weight", "0.5",
+            "--data", str(tiny_mnist), "--batch-size", "16", "--dry-run"]
+    config, _ = train.resolve(train.parse_args(args))
+    assert config.architecture == {"code_size": 3} and config.penalty == {"squared_weight": 0.5}
+    model = training.build_model(config)
+    assert model.get_layer("encoder").get_layer("code").activity_regularizer.squared_weight == 0.5
+    final = train.main(args)
+    assert np.isfinite(final["loss"])
+    with pytest.raises(SystemExit, match=r"Received: filters=\(3,\) \(an option of model/conv\)"):
+        train.main([*args, "--filters", "3"])
