@@ -364,3 +364,30 @@ def load_model(path):
             f"Expected `model` to be a .keras file of this project's models. "
             f"Received: model='{path}', which Keras cannot rebuild ({reason})"
         ) from None
+
+
+# === Command line: a SavedModel from a .keras file ===
+
+def main(argv=None):
+    """`python -m pipeline.export MODEL.keras`: writes the SavedModel folder beside it.
+
+    The wide dictionaries of the zoo ship only their .keras file (the binary
+    budget); this regenerates saved_models/NAME/ from saved_models/NAME.keras.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__.split("\n")[0])
+    parser.add_argument("model", nargs="+", help="one or more .keras files")
+    args = parser.parse_args(argv)
+    written = []
+    try:
+        for path in map(Path, args.model):
+            written.append(export_saved_model(load_model(path), path.with_suffix("")))
+            print(f"exported {written[-1]}")
+    except (ValueError, OSError) as error:
+        sys.exit(f"pipeline.export: error: {error}")
+    return written
+
+
+if __name__ == "__main__":
+    main()

@@ -17,7 +17,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE_PATH = Path(__file__).with_name("flags.json")
-SOURCES = ("models/*.py", "regularizers/*.py", "pipeline/*.py")
+# The modules `build()` reads: the registries and the pipeline modules whose
+# names and defaults reach the table.
+SOURCES = ("models/*.py", "regularizers/*.py",
+           *(f"pipeline/{module}.py" for module in (
+               "config", "data", "distribution", "evaluation", "flags", "manifest", "metrics",
+               "training")))
 # TensorFlow's C++ log level (3: errors too, such as "failed call to cuInit"
 # on a machine without a GPU), unless the user set one.
 TF_LOG_LEVEL = "3"

@@ -178,3 +178,22 @@ def test_load_model_needs_no_other_import(tmp_path, fresh_python):
     model.save(tmp_path / "m.keras")
     result = fresh_python(LOAD_WITHOUT_IMPORTS, tmp_path / "m.keras")
     assert result.stdout.strip().splitlines()[-1] == "KLSparsity"
+
+
+def test_command_line_writes_the_saved_model_of_a_keras_file(tmp_path):
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    import models
+
+    keras.utils.set_random_seed(0)
+    model = models.build_dictionary_autoencoder((4, 4, 1), 12, code_activation=models.TopK(3))
+    export.save_keras(model, tmp_path / "d.keras")
+    (written,) = export.main([str(tmp_path / "d.keras")])
+    assert written == tmp_path / "d"
+    x = np.random.default_rng(0).random((3, 4, 4, 1)).astype("float32")
+    served = tf.saved_model.load(str(written))
+    np.testing.assert_allclose(served.encode(x), model.get_layer("encoder")(x), atol=1e-6)
+    with pytest.raises(SystemExit, match="pipeline.export: error: Expected `model`"):
+        export.main([str(tmp_path / "missing.keras")])
