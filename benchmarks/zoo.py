@@ -57,6 +57,14 @@ def train_command(name, data, out, logroot):
     return command + (["--data", str(data)] if data else [])
 
 
+def alpha_k_probe(report):
+    """ " (96: 97.10%)": the probe of a TopK model's codes with 3k units kept, if measured."""
+    for key, value in report.items():
+        if key.startswith("probe_accuracy_topk_"):
+            return f" ({key.rsplit('_', 1)[1]} kept: {100 * value:.2f}%)"
+    return ""
+
+
 def table(rows, out):
     """The results as a Markdown table."""
     header = ("| model | test BCE | target | peer BCE | MSE | FVU | L0 (± sd) / units | dead % | mean act (rho) "
@@ -67,12 +75,14 @@ def table(rows, out):
         peer = peer_bce(name, out)
         target = entry.targets.get("max_bce") or ("< peer" if entry.targets.get("below_peer_bce") else None)
         rho = f" ({report['rho']:g})" if "rho" in report else ""
+        spread = f" ± {report['code_l0_std']:.1f}" if "code_l0_std" in report else ""
         lines.append(
             f"| {name} | {report['bce']:.4f} | {target or 'report'} | {f'{peer:.4f}' if peer else '-'} "
             f"| {report['mse']:.4f} | {1 - report['explained_variance']:.3f} "
-            f"| {report['code_l0']:.1f} ± {report.get('code_l0_std', float('nan')):.1f} / {report['code_num_units']} "
+            f"| {report['code_l0']:.1f}{spread} / {report['code_num_units']} "
             f"| {100 * report['code_dead_fraction']:.1f} | {report['code_mean_activation']:.4f}{rho} "
-            f"| {100 * report.get('probe_accuracy', float('nan')):.2f}% | {report['parameters']:,} "
+            f"| {100 * report.get('probe_accuracy', float('nan')):.2f}%{alpha_k_probe(report)} "
+            f"| {report['parameters']:,} "
             f"| {run['seconds_per_epoch']:.1f} | {run['epochs_completed']} "
             f"| {run['peak_memory_mb']:.0f} | {manifest.verdict(name, report, peer)} |"
         )
@@ -90,20 +100,26 @@ def main(argv=None):
                         help="these zoo models only")
     parser.add_argument("--evaluate-only", action="store_true",
                         help="re-evaluate the models in --out without training")
+    parser.add_argument("--from-reports", action="store_true",
+                        help="print the table from the NAME.eval.json reports in --out, "
+                             "without training or evaluating")
     args = parser.parse_args(argv)
     out = Path(args.out).resolve()
     rows = []
     for name in args.only or manifest.ZOO:
-        if not args.evaluate_only:
+        if not (args.evaluate_only or args.from_reports):
             command = train_command(name, args.data, out, Path(args.logroot).resolve())
             print("$", " ".join(command[1:]), flush=True)
             subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
             if name in PEER_SCRIPTS:
                 run_peer(name, args.data or os.environ.get("SPARSE_AE_ZOO_DATA"), out)
         run = json.loads((out / f"{name}.json").read_text())
-        report = evaluation.evaluate(out / f"{name}.keras", data_path=args.data)
+        if args.from_reports:
+            report = json.loads((out / f"{name}.eval.json").read_text())
+        else:
+            report = evaluation.evaluate(out / f"{name}.keras", data_path=args.data)
+            print(f"{name}: test BCE {report['bce']:.4f}", flush=True)
         rows.append((name, run, report))
-        print(f"{name}: test BCE {report['bce']:.4f}", flush=True)
     print(f"\nMachine: {platform.machine()}, {len(os.sched_getaffinity(0))} cores, Python {platform.python_version()}, "
           f"TensorFlow {rows[0][1]['versions']['tensorflow']}, Keras {rows[0][1]['versions']['keras']}")
     print(table(rows, out))
