@@ -51,6 +51,11 @@ class SquaredSparsity(regularizers.ActivityPenalty):
 
 
 def test_a_new_family_and_penalty_work_from_the_command_line(monkeypatch, tiny_mnist, tmp_path):
+    from pipeline import flags
+
+    # A new module changes the sources, so the cached flag table gives way to
+    # the registries; registered in-process here, the test says so itself.
+    monkeypatch.setattr(flags, "table", flags.build)
     monkeypatch.setitem(models.FAMILIES, "linear",
                         models.Family(build_linear_autoencoder, "linear", dict(code_size=3)))
     monkeypatch.setitem(regularizers.PENALTIES, "squared", SquaredSparsity)
