@@ -210,14 +210,12 @@ def build_dictionary_autoencoder(
         Bias(sign=-1, name="pre_bias"),
         CodeDense(
             code_size, code_activation, code_penalty, activity_regularizer=regularizer,
-            kernel_initializer=keras.initializers.Constant(rows.T),
             name=_assembly.CODE_LAYER,
         ),
     ]
     decoder_layers = [
         keras.layers.Dense(
             pixels, use_bias=False, name=DICTIONARY_LAYER,
-            kernel_initializer=keras.initializers.Constant(rows),
             kernel_constraint=keras.constraints.UnitNorm(axis=1),
         ),
         Bias(sign=1, name="decoder_bias"),
@@ -225,6 +223,10 @@ def build_dictionary_autoencoder(
         keras.layers.Reshape(input_shape, name="reconstruction"),
     ]
     encoder, decoder = _assembly.build_halves(input_shape, encoder_layers, decoder_layers)
+    # Assigned, not given as Constant initializers: those would store the
+    # whole matrix in the model's config (35 MB of JSON for 1,024 latents).
+    decoder.get_layer(DICTIONARY_LAYER).kernel.assign(rows.astype("float32"))
+    encoder.get_layer(_assembly.CODE_LAYER).kernel.assign(rows.T.astype("float32"))
     return SparseDictionary(
         encoder, decoder, noise_stddev=noise_stddev, aux_k=aux_k,
         aux_coefficient=aux_coefficient, dead_after_examples=dead_after_examples, name=name,

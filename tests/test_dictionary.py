@@ -47,6 +47,15 @@ def test_a_sigmoid_output_starts_at_the_data_mean():
     np.testing.assert_allclose(1 / (1 + np.exp(-logits)), mean, rtol=1e-5)
 
 
+def test_the_saved_config_is_small(tmp_path):
+    import zipfile
+
+    model = build(code_activation=models.TopK(4))
+    model.save(tmp_path / "d.keras")
+    with zipfile.ZipFile(tmp_path / "d.keras") as archive:
+        assert archive.getinfo("config.json").file_size < 20_000  # no weights in the config
+
+
 def test_decoder_rows_stay_unit_norm_after_a_training_step():
     model = build(code_activation="relu")
     model.compile(keras.optimizers.Adam(0.1), "mse")
