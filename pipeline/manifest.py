@@ -89,18 +89,21 @@ ZOO = {
              schedule_examples=DICT_SCHEDULE_EXAMPLES, aux_k=256,
              dead_after_examples=DICT_DEAD_AFTER, epochs=DICT_EPOCHS, batch_size=256),
         dict(min_probe_accuracy=0.985, max_dead_fraction=0.01, max_fvu=0.10),
+        known_misses=("min_probe_accuracy", "max_dead_fraction"),
     ),
     "dict-batchtopk": ZooModel(
         "dictionary", "none",
         dict(code_size=2048, code_activation="batchtopk", k=32, aux_k=256,
              dead_after_examples=DICT_DEAD_AFTER, epochs=DICT_EPOCHS, batch_size=256),
         dict(min_probe_accuracy=0.985, max_dead_fraction=0.01, l0_tolerance=0.05),
+        known_misses=("min_probe_accuracy", "max_dead_fraction"),
     ),
     "dict-wta": ZooModel(
         "dictionary", "none",
         dict(code_size=2000, code_activation="wta", lifetime_sparsity=0.05,
              epochs=DICT_EPOCHS, batch_size=100),
         dict(min_probe_accuracy=0.988, max_dead_units=0),
+        known_misses=("min_probe_accuracy",),
     ),
     "dict-l1": ZooModel(
         "dictionary", "l1",
