@@ -122,7 +122,9 @@ def main(argv=None):
     plots.mkdir(parents=True, exist_ok=True)
     rows = []
     for kind, value, config, limit in sweep_points(args.quick):
-        report = run_point(f"{kind}-{value:g}", config, limit, args.data, workdir)
+        # Run names are letters, digits, - and _ (no dot from a value like 0.05).
+        name = f"{kind}-{SWEEPS[kind][3].index(value)}"
+        report = run_point(name, config, limit, args.data, workdir)
         rows.append((kind, value, report))
         print(f"{kind} {SWEEPS[kind][2]}={value:g}: L0 {report['code_l0']:.1f}, "
               f"FVU {report['fvu']:.3f}, probe {100 * report['probe_accuracy']:.2f}%", flush=True)

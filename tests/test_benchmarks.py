@@ -39,3 +39,12 @@ def test_frontier_sweeps_at_least_four_points_of_each_kind_with_one_dictionary_s
         for kind, value, config, _ in points:
             knob = frontier.SWEEPS[kind][2]
             assert value in (config.code_activation_args.get(knob), config.penalty.get(knob))
+
+
+def test_frontier_run_names_are_valid_export_names():
+    from benchmarks import frontier
+    from pipeline import export
+
+    for kind, (_, _, _, values) in frontier.SWEEPS.items():
+        for index, _ in enumerate(values):
+            export.check_name(f"{kind}-{index}")
