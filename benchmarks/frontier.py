@@ -34,8 +34,9 @@ SWEEPS = {
     "batchtopk": ("none", dict(code_activation="batchtopk", aux_k=256), "k", (8, 16, 32, 64)),
     "wta": ("none", dict(code_activation="wta"), "lifetime_sparsity", (0.02, 0.05, 0.1, 0.2)),
     "l1": ("l1", dict(code_activation="relu", aux_k=256), "l1", (1e-4, 3e-4, 1e-3, 2e-3)),
-    "kl": ("kl", dict(code_activation="sigmoid", rho=0.05),
-           "beta", (0.3, 1.0, 3.0, 10.0)),
+    # The dict-kl preset's learning rate; beta on the scale of a per-pixel MSE.
+    "kl": ("kl", dict(code_activation="sigmoid", rho=0.05, learning_rate=5e-3),
+           "beta", (0.003, 0.01, 0.03, 0.1)),
 }
 FULL = dict(code_size=512, epochs=6, limit=None)
 QUICK = dict(code_size=256, epochs=2, limit=6000)
