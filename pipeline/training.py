@@ -66,6 +66,22 @@ def build_model(config, input_shape=data.IMAGE_SHAPE, name=None):
     )
 
 
+def peak_memory_mb():
+    """This process's peak resident memory in MB.
+
+    VmHWM from /proc/self/status where there is one: `ru_maxrss` survives
+    fork and exec, so a run started by a big parent (the zoo benchmark after
+    an evaluation) would report the parent's peak.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
 def package_versions():
     """Versions of Python and the packages that decide the numerics."""
     versions = {"python": platform.python_version()}
@@ -312,8 +328,7 @@ def _train_and_export(*, model, config, strategy, name, data_path, limit, distri
         "training_seconds_this_run": seconds,
         "seconds_per_epoch": seconds / this_run if this_run else None,
         "parameters": model.count_params(),
-        # ru_maxrss is in KiB on Linux: the peak of this whole process.
-        "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_memory_mb": peak_memory_mb(),
         "final_metrics": final,
     }
     # Every worker exports, as TensorFlow's multi-worker saving guide has

@@ -69,3 +69,17 @@ def test_a_new_family_and_penalty_work_from_the_command_line(monkeypatch, tiny_m
     assert np.isfinite(final["loss"])
     with pytest.raises(SystemExit, match=r"Received: filters=\(3,\) \(an option of model/conv\)"):
         train.main([*args, "--filters", "3"])
+
+
+def test_peak_memory_is_this_process_not_a_parent():
+    import subprocess
+    import sys
+
+    # A parent that holds 2 GB starts a child (TensorFlow alone is ~0.6 GB there):
+    # the child reports its own peak, not the parent's.
+    code = ("import numpy as np, subprocess, sys; a = np.ones(2048 * 2**20 // 8); "
+            "print(subprocess.run([sys.executable, '-c', 'from pipeline import training; "
+            "print(training.peak_memory_mb())'], capture_output=True, text=True).stdout)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=training.Path(training.__file__).parents[1])
+    assert 0 < float(result.stdout.split()[-1]) < 1500, result.stdout + result.stderr
