@@ -27,7 +27,6 @@ from pipeline import metrics
 _NOT_OPTIONS = {"input_shape", "activity_regularizer", "name", "self", "kwargs"}
 # The largest finite float32 (numpy.finfo("float32").max).
 FLOAT32_MAX = 3.4028234663852886e38
-KERAS_ACTIVATION_HINT = "a Keras activation (relu, sigmoid, ...)"
 
 
 def _field(default, help):
