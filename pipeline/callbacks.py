@@ -34,6 +34,12 @@ def target_rho(model):
     return getattr(code_penalty(model), "rho", None)
 
 
+def active_log10(codes, threshold):
+    """log10 of the code activations above `threshold` (an empty array if none)."""
+    flat = np.asarray(codes).ravel()
+    return np.log10(flat[flat > threshold])
+
+
 def feature_density_log10(codes, threshold):
     """log10 of each unit's firing frequency over `codes` (NEVER_FIRED_LOG10 if never)."""
     flat = np.asarray(codes).reshape(len(codes), -1)
@@ -52,7 +58,8 @@ class SparsityDiagnostics(keras.callbacks.Callback):
     with a target), `val_code_l0` and `val_code_dead_fraction` (never above
     threshold on the sample), and for dictionaries `val_code_dead_window_fraction`
     (not fired in the last `dead_after_examples` training examples). Writes
-    to `logdir/diagnostics` histograms of code activations and of log10
+    to `logdir/diagnostics` histograms of code activations, of log10 of the
+    active ones (`active_code_log10`, legible when epoch 0's range is wider), and of log10
     feature density, and an image of inputs above their reconstructions.
     Place it before TensorBoard and CSVLogger.
 
@@ -99,6 +106,10 @@ class SparsityDiagnostics(keras.callbacks.Callback):
         )
         with self.writer.as_default():
             tf.summary.histogram("code_activations", codes, step=epoch, buckets=HISTOGRAM_BUCKETS)
+            # On a log scale too: epoch 0's large activations (0-3 against a
+            # final 0-0.35) squash the linear chart, whose range TensorBoard shares.
+            tf.summary.histogram("active_code_log10", active_log10(codes, self.threshold),
+                                 step=epoch, buckets=HISTOGRAM_BUCKETS)
             tf.summary.histogram("feature_density_log10",
                                  feature_density_log10(codes, self.threshold),
                                  step=epoch, buckets=HISTOGRAM_BUCKETS)

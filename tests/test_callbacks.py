@@ -76,3 +76,9 @@ def test_callbacks_in_order_and_csv_appends_only_when_resuming(tmp_path):
     ]
     assert callbacks[3].append is False
     assert monitoring.training_callbacks(tmp_path, sample, resuming=True)[2].append is True
+
+
+def test_active_log10_keeps_the_active_values_on_a_log_scale():
+    codes = np.array([[0.0, 0.005, 0.1], [1.0, 3.0, 0.02]])
+    np.testing.assert_allclose(monitoring.active_log10(codes, 0.01),
+                               np.log10([0.1, 1.0, 3.0, 0.02]))

@@ -131,7 +131,7 @@ def test_tensorboard_shows_the_sparsity_diagnostics_per_epoch(tmp_path, tiny_mni
                 "epoch_code_dead_fraction"):
         assert validation.get(tag) == every_epoch, tag
     diagnostics = event_tags(logdir / "diagnostics")
-    for tag in ("code_activations", "inputs_above_reconstructions"):
+    for tag in ("code_activations", "active_code_log10", "inputs_above_reconstructions"):
         assert diagnostics.get(tag) == every_epoch, tag
     csv_header = (logdir / "training.csv").read_text().splitlines()[0].split(",")
     assert "val_sparsity_penalty" in csv_header and "val_code_l0" in csv_header
