@@ -23,7 +23,6 @@ class CodeDense(keras.layers.Dense):
         super().__init__(units, activation=None, **kwargs)
         layer = get_code_activation(code_activation)
         self.code_activation_layer = layer
-        self.code_activation = code_activation if layer is None else "layer"
         self._activation_fn = (
             keras.activations.get(code_activation) if layer is None else None
         )
@@ -61,7 +60,8 @@ class CodeDense(keras.layers.Dense):
         config.pop("activation", None)
         layer = self.code_activation_layer
         config["code_activation"] = (
-            self.code_activation if layer is None else keras.saving.serialize_keras_object(layer)
+            self.derivative_activation if layer is None  # the Keras activation's name
+            else keras.saving.serialize_keras_object(layer)
         )
         config["code_penalty"] = (
             None if self.code_penalty is None
