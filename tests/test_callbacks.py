@@ -1,5 +1,6 @@
 import keras
 import numpy as np
+import pytest
 
 import models
 from regularizers import Contractive, KLSparsity, L1Sparsity
@@ -82,3 +83,50 @@ def test_active_log10_keeps_the_active_values_on_a_log_scale():
     codes = np.array([[0.0, 0.005, 0.1], [1.0, 3.0, 0.02]])
     np.testing.assert_allclose(monitoring.active_log10(codes, 0.01),
                                np.log10([0.1, 1.0, 3.0, 0.02]))
+
+
+def _written_histograms(logdir):
+    import tensorflow as tf
+
+    tables = {}
+    for path in sorted(logdir.glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                tables[value.tag] = (value.metadata.plugin_data.plugin_name,
+                                     tf.make_ndarray(value.tensor))
+    return tables
+
+
+@pytest.mark.parametrize("values", [
+    np.random.default_rng(0).gamma(0.3, size=(40, 25)),  # many values, ties at the edges
+    np.array([0.0, 0.0, 1.0, 2.5, 2.5, 2.5]),
+    np.full((5,), 0.7),  # a single value
+    np.array([]),  # nothing active
+])
+def test_histograms_match_tensorboards_own(tmp_path, values):
+    import tensorflow as tf
+
+    for name, write in (("ours", monitoring.write_histogram), ("theirs", tf.summary.histogram)):
+        with tf.summary.create_file_writer(str(tmp_path / name)).as_default():
+            write("h", values, step=0, buckets=monitoring.HISTOGRAM_BUCKETS)
+    (ours_plugin, ours), (theirs_plugin, theirs) = (
+        _written_histograms(tmp_path / name)["h"] for name in ("ours", "theirs"))
+    assert ours_plugin == theirs_plugin == "histograms"
+    assert ours.shape == theirs.shape == (monitoring.HISTOGRAM_BUCKETS, 3)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+
+
+def test_a_histogram_of_two_million_codes_needs_no_one_hot_matrix():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    # In a fresh process, whose peak memory is not some earlier test's.
+    code = ("import numpy as np; from pipeline import callbacks, training; "
+            "codes = np.random.default_rng(0).random((1000, 2048)).astype('float32'); "
+            "before = training.peak_memory_mb(); table = callbacks.histogram_buckets(codes); "
+            "assert table[:, 2].sum() == codes.size; print(training.peak_memory_mb() - before)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=Path(monitoring.__file__).parents[1])
+    # tf.summary.histogram's one-hot matrix: 2M x 50 float64 values, 800 MB.
+    assert float(result.stdout.split()[-1]) < 200, result.stdout + result.stderr

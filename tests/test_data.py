@@ -119,6 +119,26 @@ def test_pipeline_yields_input_target_pairs():
     np.testing.assert_array_equal(np.sort(shuffled.ravel()), np.sort(x.ravel()))
 
 
+def test_unscaled_images_stay_uint8_and_the_pipeline_scales_them(tiny_mnist):
+    raw = datasets.load_mnist(tiny_mnist, scaled=False)
+    scaled = datasets.load_mnist(tiny_mnist)
+    assert raw.x_train.dtype == np.uint8 and raw.x_train.shape == scaled.x_train.shape
+    np.testing.assert_array_equal(datasets.scale_images(raw.x_train), scaled.x_train)
+    batches = [b for b, _ in datasets.autoencoder_dataset(raw.x_train, 7).as_numpy_iterator()]
+    assert batches[0].dtype == np.float32
+    np.testing.assert_allclose(np.concatenate(batches), scaled.x_train, rtol=1e-6)
+
+
+def test_the_shuffle_is_seeded_and_differs_between_epochs():
+    x = np.arange(50, dtype=np.float32).reshape(50, 1, 1, 1) / 50
+    dataset = datasets.autoencoder_dataset(x, 8, shuffle_seed=3)
+    first, second = (np.concatenate([b for b, _ in dataset]).ravel() for _ in range(2))
+    assert not np.array_equal(first, second)  # reshuffled each pass
+    np.testing.assert_array_equal(np.sort(first), x.ravel())
+    again = datasets.autoencoder_dataset(x, 8, shuffle_seed=3)
+    np.testing.assert_array_equal(np.concatenate([b for b, _ in again]).ravel(), first)
+
+
 # === What is wrong with the file that exists (issue 15, item 8), memory (item 9) ===
 
 @pytest.mark.parametrize("kind,message", [

@@ -83,3 +83,27 @@ def test_peak_memory_is_this_process_not_a_parent():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=training.Path(training.__file__).parents[1])
     assert 0 < float(result.stdout.split()[-1]) < 1500, result.stdout + result.stderr
+
+
+def test_each_epoch_uses_one_data_iterator(monkeypatch, tiny_mnist, tmp_path):
+    """Keras makes the next epoch's tf.data iterator at the end of an epoch; without
+    explicit steps it threw that one away and made another, an idle wait (README, Speed)."""
+    import tensorflow as tf
+
+    from pipeline import manifest
+
+    created = []
+    original = tf.data.Dataset.__iter__
+
+    def counting_iter(self):
+        created.append(int(self.cardinality()))
+        return original(self)
+
+    monkeypatch.setattr(tf.data.Dataset, "__iter__", counting_iter)
+    config = manifest.config_of("dense-l1", epochs=3, batch_size=16, hidden_units=(8,),
+                                code_size=4, jit_compile=False)
+    training.train(config, data_path=tiny_mnist, out=tmp_path / "out", logdir=tmp_path / "logs")
+    train_batches = max(created)  # 88 training images against 8 for validation
+    assert train_batches == 6
+    # One per epoch, made at the end of the one before, and a spare made at the end.
+    assert created.count(train_batches) == config.epochs + 1, created
