@@ -20,6 +20,7 @@ import models
 from pipeline import data as datasets
 from pipeline import distribution
 from pipeline import manifest
+from pipeline import precision
 from pipeline import training
 
 REPLICA_MODELS = ("dense-l1", "conv-l1")
@@ -82,6 +83,23 @@ def throughput(config, timed_images=TIMED_IMAGES, strategy=None):
     return steps * config.batch_size / best, model
 
 
+def precision_table(names=None):
+    """Prints images/s of each zoo model in float32 (its preset's XLA setting) and in
+    mixed_bfloat16 without XLA, the speed-up, and what "auto" picks on this CPU."""
+    cpu, units = precision.cpu_features()
+    print(f"CPU: {cpu}; bf16 units: {', '.join(units) or 'none'}\n")
+    print("| zoo model | float32 images/s (XLA) | mixed_bfloat16 images/s (no XLA) | speed-up "
+          "| auto picks |\n|---|---|---|---|---|")
+    for name in names or manifest.ZOO:
+        fp32 = manifest.config_of(name, precision=precision.FLOAT32)
+        bf16 = manifest.config_of(name, precision=precision.MIXED_BFLOAT16, jit_compile=False)
+        fp32_rate, _ = throughput(fp32)
+        bf16_rate, _ = throughput(bf16)
+        auto = precision.resolve(precision.AUTO, fp32.model).policy
+        print(f"| {name} | {fp32_rate:,.0f} ({fp32.jit_compile}) | {bf16_rate:,.0f} | "
+              f"{bf16_rate / fp32_rate:.2f}x | {auto} |", flush=True)
+
+
 def replicas_table(replicas, names=REPLICA_MODELS):
     """Prints images/s of zoo models mirrored over `replicas` logical CPU devices."""
     strategy = distribution.make_strategy("mirrored", cpu_replicas=replicas)
@@ -112,7 +130,13 @@ def main(argv=None):
     parser.add_argument("--no-sweep", action="store_true", help="presets only")
     parser.add_argument("--cpu-replicas", type=int, default=None,
                         help="only: images/s under MirroredStrategy over N logical CPUs")
+    parser.add_argument("--precision", nargs="*", metavar="NAME", default=None,
+                        help="only: float32 against mixed_bfloat16 images/s of these zoo "
+                             "models (all when none are named)")
     args = parser.parse_args(argv)
+    if args.precision is not None:
+        precision_table(args.precision)
+        return
     if args.cpu_replicas:
         print("| zoo model | CPU replicas | global batch | XLA | steps/exec | images/s |\n"
               "|---|---|---|---|---|---|")

@@ -16,6 +16,19 @@ DECODER = "decoder"
 CODE_LAYER = "code"
 
 
+def output_dtype():
+    """The dtype policy of the layers that make the reconstruction (the output
+    layer and every one after it: a bfloat16 Reshape would cast it back).
+
+    "float32" under a mixed global policy (`keras.config.set_dtype_policy(
+    "mixed_bfloat16")`), as Keras' mixed-precision guide advises for the last
+    layers: the reconstruction, its loss and every export stay float32 while
+    the matmuls before them run in bfloat16. None (the global policy) otherwise.
+    """
+    policy = keras.config.dtype_policy()
+    return "float32" if policy.compute_dtype != policy.variable_dtype else None
+
+
 def check_positive_int(name, value):
     """Returns `value` if it is an int >= 1, else raises a Keras-style ValueError."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:

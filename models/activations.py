@@ -124,22 +124,32 @@ class TopK(_CodeActivation):
 
     def call(self, x, training=False):
         flat = _flat(x)
-        if training:
-            k_max, k_now = self.initial_k, self.current_k()
-            self.examples_seen.assign_add(ops.cast(ops.shape(x)[0], self.examples_seen.dtype))
+        if not training:
+            return ops.reshape(self._rectify(self._keep_top(flat, self.inference_k)),
+                               ops.shape(x))
+        k_now = self.current_k()
+        self.examples_seen.assign_add(ops.cast(ops.shape(x)[0], self.examples_seen.dtype))
+        if self.initial_k == self.k:
+            kept = self._keep_top(flat, self.k)
         else:
-            k_max = self.inference_k
-            k_now = ops.convert_to_tensor(float(k_max))
+            # top_k of initial_k only while the schedule runs: twice the cost of k = 32.
+            kept = ops.cond(k_now > self.k, lambda: self._keep_top(flat, self.initial_k, k_now),
+                            lambda: self._keep_top(flat, self.k))
+        return ops.reshape(self._rectify(kept), ops.shape(x))
+
+    @staticmethod
+    def _keep_top(flat, k_max, k_now=None):
+        """flat with all but its k_now largest entries per row zeroed (k_max >= k_now
+        static; exactly k_now kept, ties broken by position)."""
         _, indices = ops.top_k(flat, k_max)
-        # Ranks 0..k_now-1 of the k_max largest are kept (the schedule).
-        keep = ops.cast(ops.arange(k_max) < ops.cast(k_now, "int32"), flat.dtype)
+        keep = ops.ones(ops.shape(indices), flat.dtype)
+        if k_now is not None:  # ranks 0..k_now-1 of the k_max largest (the schedule)
+            keep = keep * ops.cast(ops.arange(k_max) < ops.cast(k_now, "int32"), flat.dtype)
         rows = ops.repeat(ops.arange(ops.shape(flat)[0])[:, None], k_max, axis=1)
         mask = ops.scatter(
             ops.stack([ops.reshape(rows, (-1,)), ops.reshape(indices, (-1,))], axis=1),
-            ops.reshape(ops.broadcast_to(keep, ops.shape(indices)), (-1,)),
-            ops.shape(flat),
-        )
-        return ops.reshape(self._rectify(flat * ops.cast(mask, flat.dtype)), ops.shape(x))
+            ops.reshape(keep, (-1,)), ops.shape(flat))
+        return flat * mask
 
     def get_config(self):
         return {**super().get_config(), "k": self.k, "initial_k": self.initial_k,

@@ -160,14 +160,16 @@ def build_conv_autoencoder(
         conv(keras.layers.Conv2DTranspose, f, activation, strides) for f in up_filters
     ]
     decoder_layers.append(conv(
-        keras.layers.Conv2DTranspose, channels, output_activation, 1 if pooled else strides
+        keras.layers.Conv2DTranspose, channels, output_activation, 1 if pooled else strides,
+        dtype=_assembly.output_dtype(),
     ))
     crop = tuple(
         _crop_to(size, _downsampled_size(size, strides, num_down), strides, num_down)
         for size in (height, width)
     )
     if any(crop[0]) or any(crop[1]):
-        decoder_layers.append(keras.layers.Cropping2D(crop, name="crop"))
+        decoder_layers.append(keras.layers.Cropping2D(crop, name="crop",
+                                                      dtype=_assembly.output_dtype()))
     return _assembly.assemble_autoencoder(
         input_shape,
         encoder_layers,

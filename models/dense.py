@@ -76,8 +76,9 @@ def build_dense_autoencoder(
         keras.layers.Dense(units, activation) for units in reversed(hidden_units)
     ]
     decoder_layers += [
-        keras.layers.Dense(math.prod(input_shape), output_activation),
-        keras.layers.Reshape(input_shape, name="reconstruction"),
+        keras.layers.Dense(math.prod(input_shape), output_activation,
+                           dtype=_assembly.output_dtype()),
+        keras.layers.Reshape(input_shape, name="reconstruction", dtype=_assembly.output_dtype()),
     ]
     return _assembly.assemble_autoencoder(
         input_shape,

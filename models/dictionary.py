@@ -109,15 +109,25 @@ class SparseDictionary(keras.Model):
         return self.examples_since_fired >= self.dead_after_examples
 
     def auxk_loss(self, x, x_hat):
-        """The normalised AuxK loss of a batch (without the coefficient)."""
+        """The normalised AuxK loss of a batch (without the coefficient), in float32.
+
+        Zero, without its two matmuls and top_k, while no latent is dead
+        (most steps of a healthy run).
+        """
+        dead = self.dead_mask()
+        return ops.cond(ops.any(dead), lambda: self._auxk_loss(x, x_hat, dead),
+                        lambda: ops.zeros((), "float32"))
+
+    def _auxk_loss(self, x, x_hat, dead):
         code_layer = self.encoder.get_layer(_assembly.CODE_LAYER)
         centered = x
         for layer in self.encoder.layers:
             if layer is code_layer:
                 break
             centered = layer(centered)
-        pre = ops.matmul(centered, code_layer.kernel) + code_layer.bias
-        dead = self.dead_mask()[None, :]
+        pre = (ops.matmul(centered, ops.cast(code_layer.kernel, centered.dtype))
+               + ops.cast(code_layer.bias, centered.dtype))
+        dead = dead[None, :]
         # The top aux_k dead latents of each example by pre-activation, with
         # their signed values: a dead latent's pre-activation is mostly
         # negative, and a ReLU here would leave nothing to learn from.
@@ -125,13 +135,16 @@ class SparseDictionary(keras.Model):
         kth = ops.stop_gradient(ops.top_k(ranked, self.aux_k)[0][:, -1:])
         aux_code = ops.where(dead & (pre >= kth), pre, ops.zeros_like(pre))
         # As a dense code: one matmul with W_dec, like the decoder's.
-        e_hat = ops.matmul(aux_code, self.decoder.get_layer(DICTIONARY_LAYER).kernel)
+        e_hat = ops.matmul(aux_code, ops.cast(self.decoder.get_layer(DICTIONARY_LAYER).kernel,
+                                              aux_code.dtype))
+        # The loss itself in float32, whatever the compute dtype.
+        e_hat = ops.cast(e_hat, "float32")
+        x, x_hat = ops.cast(x, "float32"), ops.cast(x_hat, "float32")
         flat = ops.reshape(x, (ops.shape(x)[0], -1))
         e = ops.stop_gradient(flat - ops.reshape(x_hat, ops.shape(flat)))
         per_example = ops.sum(ops.square(e - e_hat), axis=1) / (
             ops.sum(ops.square(e), axis=1) + AUX_EPSILON)
-        any_dead = ops.cast(ops.any(dead), per_example.dtype)
-        return any_dead * ops.mean(per_example)
+        return ops.mean(per_example)
 
     def get_config(self):
         return {
@@ -218,9 +231,12 @@ def build_dictionary_autoencoder(
             pixels, use_bias=False, name=DICTIONARY_LAYER,
             kernel_constraint=keras.constraints.UnitNorm(axis=1),
         ),
-        Bias(sign=1, name="decoder_bias"),
-        keras.layers.Activation(output_activation, name=OUTPUT_LAYER),
-        keras.layers.Reshape(input_shape, name="reconstruction"),
+        # In float32 under a mixed policy: the bias add, where bfloat16 would
+        # round every pixel to 8 bits, and the output (models._assembly.output_dtype).
+        Bias(sign=1, name="decoder_bias", dtype=_assembly.output_dtype()),
+        keras.layers.Activation(output_activation, name=OUTPUT_LAYER,
+                                dtype=_assembly.output_dtype()),
+        keras.layers.Reshape(input_shape, name="reconstruction", dtype=_assembly.output_dtype()),
     ]
     encoder, decoder = _assembly.build_halves(input_shape, encoder_layers, decoder_layers)
     # Assigned, not given as Constant initializers: those would store the

@@ -22,6 +22,7 @@ import types
 import models
 import regularizers
 from pipeline import metrics
+from pipeline import precision as precision_lib
 
 # Builder arguments that are not hyperparameters.
 _NOT_OPTIONS = {"input_shape", "activity_regularizer", "name", "self", "kwargs"}
@@ -54,6 +55,9 @@ class TrainConfig:
     # === Speed ===
     jit_compile: bool = _field(True, "XLA-compile the train step (true/false)")
     steps_per_execution: int = _field(1, "batches per compiled call")
+    precision: str = _field(
+        precision_lib.AUTO, "float32, mixed_bfloat16, or auto: mixed_bfloat16 (without XLA) "
+        "for the families where it pays on a CPU with bf16 units (pipeline/precision.py)")
     # === Diagnostics ===
     active_threshold: float = _field(metrics.ACTIVE_THRESHOLD, "a code unit is active above this")
     diagnostic_sample_size: int = _field(1000, "validation images of the per-epoch diagnostics")
@@ -71,6 +75,7 @@ class TrainConfig:
                 raise ValueError(
                     f"Expected `{name}` to be a finite number > 0. Received: {name}={value!r}"
                 )
+        precision_lib.check_precision(self.precision)
         if not 0 < self.validation_fraction < 1:
             raise ValueError(
                 "Expected `validation_fraction` in (0, 1). "

@@ -27,6 +27,7 @@ from pipeline import distribution
 from pipeline import export
 from pipeline import locks
 from pipeline import objective
+from pipeline import precision
 
 DEFAULT_OUT = "saved_models"
 DEFAULT_LOG_ROOT = "logs"
@@ -41,29 +42,51 @@ class TrainingError(RuntimeError):
     """Training did not produce a usable model (e.g. the loss became NaN)."""
 
 
-def build_model(config, input_shape=data.IMAGE_SHAPE, name=None):
+def build_model(config, input_shape=data.IMAGE_SHAPE, name=None, policy=None):
     """The autoencoder described by `config`, compiled with the objective.
 
     Args:
         config: a `TrainConfig`.
         input_shape: the shape of one example.
         name: model name, by default `config.default_name` (e.g. "conv-l1").
+        policy: the Keras dtype policy of its layers, by default the one
+            `config.precision` resolves to on this machine (pipeline.precision).
     """
     family = models.get_family(config.model)
     architecture = dict(config.architecture)
     if "code_activation" in architecture:  # a name, or the layer it names
         architecture["code_activation"] = config_lib.build_code_activation(config)
     code_size = architecture.pop("code_size")
-    model = family.builder(
-        input_shape, code_size,
-        activity_regularizer=config_lib.build_penalty(config),
-        name=name or config.default_name,
-        **architecture,
-    )
+    policy = policy or precision.resolve(config.precision, config.model).policy
+    with precision.policy_scope(policy):
+        model = family.builder(
+            input_shape, code_size,
+            activity_regularizer=config_lib.build_penalty(config),
+            name=name or config.default_name,
+            **architecture,
+        )
     return objective.compile_model(
         model, learning_rate=config.learning_rate, jit_compile=config.jit_compile,
         steps_per_execution=config.steps_per_execution,
     )
+
+
+def float32_copy(model, config):
+    """`model` itself if its layers compute in float32, else a float32 twin with its
+    weights (the variables of a mixed-precision model are float32 already)."""
+    if all(layer.dtype_policy.compute_dtype == "float32" for layer in _all_layers(model)):
+        return model
+    input_shape = tuple(model.get_layer(models.ENCODER).input_shape[1:])
+    twin = build_model(config, input_shape, name=model.name, policy=precision.FLOAT32)
+    twin.set_weights(model.get_weights())
+    return twin
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
 
 
 def peak_memory_mb():
@@ -248,13 +271,16 @@ def train(
     # First: logical devices can only be configured before TensorFlow starts.
     strategy = distribution.make_strategy(distribute, cpu_replicas=cpu_replicas)
     config, notes = distribution.adapt_config(config, strategy)
-    for note in notes:
+    resolved = precision.resolve(config.precision, config.model)
+    config, precision_notes = precision.adapt_config(config, resolved)
+    for note in notes + precision_notes:
         print(f"note: {note}", file=sys.stderr)
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
         model = build_model(config, name=name)  # validates the architecture before any I/O
     run = dict(model=model, config=config, strategy=strategy, name=name, data_path=data_path,
-               limit=limit, distribute=distribute, callbacks=callbacks, restart=restart)
+               limit=limit, distribute=distribute, callbacks=callbacks, restart=restart,
+               resolved=resolved)
     if dry_run:
         return _train_and_export(**run, out=None, logdir=None, dry_run=True)
     if not distribution.is_chief(strategy):
@@ -274,7 +300,7 @@ def train(
 
 
 def _train_and_export(*, model, config, strategy, name, data_path, limit, distribute,
-                      callbacks, restart, out, logdir, dry_run):
+                      callbacks, restart, resolved, out, logdir, dry_run):
     """Loads the data, resumes or starts the run, fits, exports (see `train`)."""
     # uint8 pixels: the pipeline scales each batch (a quarter of the memory).
     mnist = data.load_mnist(data_path, limit=limit, scaled=False)
@@ -334,6 +360,7 @@ def _train_and_export(*, model, config, strategy, name, data_path, limit, distri
                  "sha256": mnist.sha256, "limit": limit,
                  "train_images": len(x_train), "validation_images": len(x_val)},
         "versions": package_versions(),
+        "precision": resolved.record(),
         "epochs_completed": completed,
         "epochs_this_run": this_run,
         # None, or the backed-up epoch this run resumed after.
@@ -347,7 +374,10 @@ def _train_and_export(*, model, config, strategy, name, data_path, limit, distri
     # Every worker exports, as TensorFlow's multi-worker saving guide has
     # it; a non-chief's export lands in its scratch folder and is removed.
     try:
-        summary["exports"] = export.write_export_set(model, summary, Path(out), name)
+        # Exports are float32 whatever the training precision.
+        with strategy.scope():
+            exported = float32_copy(model, config)
+        summary["exports"] = export.write_export_set(exported, summary, Path(out), name)
     except (tf.errors.OpError, OSError) as error:  # e.g. a full disk
         if isinstance(error, export.OutputError):
             raise

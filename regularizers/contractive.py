@@ -86,7 +86,8 @@ class Contractive(CodePenalty):
 
     def layer_penalty(self, h, kernel, activation):
         self.check_activation(activation)
-        kernel = ops.cast(kernel, h.dtype)
+        # In float32 whatever the compute dtype (regularizers.sparsity).
+        h, kernel = ops.cast(h, "float32"), ops.cast(kernel, "float32")
         column_norms = ops.sum(ops.square(kernel), axis=0)  # (units,)
         derivative = _DERIVATIVES[activation](h)
         per_example = ops.sum(ops.square(derivative) * column_norms, axis=-1)
