@@ -2,6 +2,10 @@
 
     python -m benchmarks.speed
     python -m benchmarks.speed --cpu-replicas 2    # MirroredStrategy, 2 logical CPUs
+    python -m benchmarks.speed --precision [NAME ...]   # float32 against mixed_bfloat16
+    python -m benchmarks.speed --epoch-times [NAME ...] # per-epoch seconds: the stall
+    python -m benchmarks.speed --memory [NAME ...]      # peak RSS of each training process
+    python -m benchmarks.speed --peers --torch-python /path/to/python   # whole process
 
 Prints images/s for each zoo model under its preset, a sweep of the settings
 that matter (XLA, steps_per_execution, batch size), and for the dense models
@@ -10,7 +14,14 @@ same run with a large `tf.linalg.matmul`.
 """
 
 import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -39,6 +50,26 @@ SWEEP = {
     "conv": [dict(jit_compile=j, steps_per_execution=s, batch_size=b)
              for j in (False, True) for s in (1, 16) for b in (128, 512)],
 }
+ROOT = Path(__file__).resolve().parents[1]
+PEERS = ROOT / "benchmarks" / "peers"
+EPOCH_TIME_MODELS = ("dense-l1", "conv-l1", "dict-topk")
+EPOCH_TIME_EPOCHS = 8
+MEMORY_EPOCHS = 1
+PRECISION_EPOCHS = 3
+PEER_REPEATS = 3
+# Whole-process comparisons: (label, epochs, the project's train.py arguments, the
+# peer script, and whether that script needs torch).
+PEER_RUNS = (
+    ("conv-l1 preset vs IvLabs conv L1 (PyTorch)", 3, ["--preset", "conv-l1"],
+     "ivlabs_conv_torch.py", True),
+    ("Keras blog 784-32-784 L1 vs the blog's plain Keras script", 5,
+     ["--model", "dense", "--reg", "l1", "--hidden-units=", "--code-size", "32",
+      "--batch-size", "256", "--l1", "1e-4"], "keras_blog_sparse_dense.py", False),
+    ("784-64-784 KL at AntonP999's settings vs its PyTorch code", 3,
+     ["--model", "dense", "--reg", "kl", "--hidden-units=", "--code-size", "64",
+      "--code-activation", "sigmoid", "--rho", "0.05", "--beta", "1", "--batch-size", "50",
+      "--learning-rate", "1e-4"], "antonp_dense_kl_torch.py", True),
+)
 
 
 def matmul_gflops(size=MATMUL_SIZE, repeats=MATMUL_REPEATS):
@@ -83,21 +114,144 @@ def throughput(config, timed_images=TIMED_IMAGES, strategy=None):
     return steps * config.batch_size / best, model
 
 
-def precision_table(names=None):
-    """Prints images/s of each zoo model in float32 (its preset's XLA setting) and in
-    mixed_bfloat16 without XLA, the speed-up, and what "auto" picks on this CPU."""
+def timed_training(config, data_path):
+    """Trains `config` on MNIST; returns (each epoch's seconds, the run summary)."""
+    timer, scratch = EpochTimes(), Path(tempfile.mkdtemp())
+    try:
+        summary = training.train(config, data_path=data_path, out=scratch / "out",
+                                     logdir=scratch / "logs", callbacks=[timer])
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return timer.seconds, summary
+
+
+def precision_table(names, data_path, epochs=PRECISION_EPOCHS):
+    """Trains each zoo model for `epochs` on MNIST in float32 (its preset's XLA
+    setting) and in mixed_bfloat16 without XLA; prints the median seconds of the
+    epochs after the first (which compiles), the speed-up, the validation
+    reconstruction loss of each, and what "auto" picks on this CPU."""
     cpu, units = precision.cpu_features()
-    print(f"CPU: {cpu}; bf16 units: {', '.join(units) or 'none'}\n")
-    print("| zoo model | float32 images/s (XLA) | mixed_bfloat16 images/s (no XLA) | speed-up "
-          "| auto picks |\n|---|---|---|---|---|")
+    print(f"CPU: {cpu}; bf16 units: {', '.join(units) or 'none'}; {epochs} epochs each\n")
+    print("| zoo model | float32 s/epoch (XLA) | mixed_bfloat16 s/epoch (no XLA) | speed-up "
+          "| val reconstruction fp32 / bf16 | auto picks |\n|---|---|---|---|---|---|")
     for name in names or manifest.ZOO:
-        fp32 = manifest.config_of(name, precision=precision.FLOAT32)
-        bf16 = manifest.config_of(name, precision=precision.MIXED_BFLOAT16, jit_compile=False)
-        fp32_rate, _ = throughput(fp32)
-        bf16_rate, _ = throughput(bf16)
+        fp32 = manifest.config_of(name, precision=precision.FLOAT32, epochs=epochs)
+        bf16 = manifest.config_of(name, precision=precision.MIXED_BFLOAT16, jit_compile=False,
+                                  epochs=epochs)
+        (fp32_times, fp32_run), (bf16_times, bf16_run) = (
+            timed_training(config, data_path) for config in (fp32, bf16))
+        fp32_s, bf16_s = (statistics.median(times[1:]) for times in (fp32_times, bf16_times))
+        losses = " / ".join(f"{run['final_metrics']['val_reconstruction_loss']:.4f}"
+                            for run in (fp32_run, bf16_run))
         auto = precision.resolve(precision.AUTO, fp32.model).policy
-        print(f"| {name} | {fp32_rate:,.0f} ({fp32.jit_compile}) | {bf16_rate:,.0f} | "
-              f"{bf16_rate / fp32_rate:.2f}x | {auto} |", flush=True)
+        print(f"| {name} | {fp32_s:.1f} ({fp32.jit_compile}) | {bf16_s:.1f} | "
+              f"{fp32_s / bf16_s:.2f}x | {losses} | {auto} |", flush=True)
+
+
+class EpochTimes(keras.callbacks.Callback):
+    """Wall seconds of each epoch (training, validation and diagnostics)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self.start)
+
+
+def epoch_times_table(names, data_path, epochs=EPOCH_TIME_EPOCHS):
+    """Trains each zoo model for `epochs` and prints every epoch's seconds and the
+    spread of the steady ones (all but the first, which compiles)."""
+    print("| zoo model | seconds per epoch | steady max / min |\n|---|---|---|")
+    for name in names or EPOCH_TIME_MODELS:
+        seconds, _ = timed_training(manifest.config_of(name, epochs=epochs), data_path)
+        steady = seconds[1:]
+        print(f"| {name} | {', '.join(f'{s:.2f}' for s in seconds)} | "
+              f"{max(steady) / min(steady):.2f} |", flush=True)
+
+
+# Runs argv[2:] in a grandchild forked from this small process and writes its peak
+# RSS (kB) to argv[1]: ru_maxrss survives fork and exec, so a child forked straight
+# from this benchmark (0.6 GB with TensorFlow loaded) would report at least that.
+_MEASURED_LAUNCH = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as file:
+    file.write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def run_process(command, env=None):
+    """Runs `command`; returns (wall seconds, peak RSS MB of that process alone, output)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        peak_file = Path(scratch) / "peak_kb"
+        start = time.perf_counter()
+        result = subprocess.run(
+            [sys.executable, "-c", _MEASURED_LAUNCH, str(peak_file), *map(str, command)],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})})
+        seconds = time.perf_counter() - start
+        if result.returncode:
+            raise RuntimeError(f"{' '.join(map(str, command))} failed:\n{result.stdout[-3000:]}")
+        return seconds, int(peak_file.read_text()) / 1024, result.stdout
+
+
+def train_command(args, epochs, data_path, scratch):
+    return [sys.executable, "train.py", *args, "--epochs", str(epochs), "--data", str(data_path),
+            "--name", "speed", "--out", str(scratch / "out"), "--logdir", str(scratch / "logs")]
+
+
+def memory_table(names, data_path, epochs=MEMORY_EPOCHS):
+    """Peak RSS of each zoo model's whole `train.py` process (data, training, export)."""
+    print("| zoo model | precision | peak RSS MB | wall s |\n|---|---|---|---|")
+    for name in names or manifest.ZOO:
+        scratch = Path(tempfile.mkdtemp())
+        try:
+            seconds, peak, _ = run_process(
+                train_command(["--preset", name], epochs, data_path, scratch))
+            policy = precision.resolve(precision.AUTO, manifest.ZOO[name].model).policy
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        print(f"| {name} | {policy} | {peak:,.0f} | {seconds:.1f} |", flush=True)
+
+
+def startup_seconds():
+    """Seconds to import the training stack in a fresh process (what --help avoids)."""
+    seconds, _, _ = run_process([sys.executable, "-c", "from pipeline import training"])
+    return seconds
+
+
+def peers_table(data_path, torch_python=None, repeats=PEER_REPEATS):
+    """Whole-process wall time and peak RSS of train.py against each peer's own script,
+    run alternately `repeats` times; medians and their ratio."""
+    print(f"start-up (python -c 'from pipeline import training'): {startup_seconds():.1f} s\n")
+    print("| comparison | epochs | project s | peer s | ratio | project / peer peak MB |\n"
+          "|---|---|---|---|---|---|")
+    for label, epochs, args, script, needs_torch in PEER_RUNS:
+        python = torch_python if needs_torch else sys.executable
+        if python is None:
+            print(f"| {label} | {epochs} | - | - | skipped: no --torch-python | - |")
+            continue
+        ours, theirs = [], []
+        for _ in range(repeats):
+            scratch = Path(tempfile.mkdtemp())
+            try:
+                ours.append(run_process(train_command(args, epochs, data_path, scratch)))
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+            theirs.append(run_process([python, str(PEERS / script), "--data", str(data_path),
+                                       "--epochs", str(epochs)]))
+        ours_s = statistics.median(r[0] for r in ours)
+        theirs_s = statistics.median(r[0] for r in theirs)
+        print(f"| {label} | {epochs} | {ours_s:.1f} | {theirs_s:.1f} | {ours_s / theirs_s:.2f} | "
+              f"{max(r[1] for r in ours):,.0f} / {max(r[1] for r in theirs):,.0f} |", flush=True)
 
 
 def replicas_table(replicas, names=REPLICA_MODELS):
@@ -131,11 +285,33 @@ def main(argv=None):
     parser.add_argument("--cpu-replicas", type=int, default=None,
                         help="only: images/s under MirroredStrategy over N logical CPUs")
     parser.add_argument("--precision", nargs="*", metavar="NAME", default=None,
-                        help="only: float32 against mixed_bfloat16 images/s of these zoo "
-                             "models (all when none are named)")
+                        help=f"only: float32 against mixed_bfloat16 seconds per epoch of "
+                             f"these zoo models over {PRECISION_EPOCHS} epochs (all when none "
+                             f"are named)")
+    parser.add_argument("--epoch-times", nargs="*", metavar="NAME", default=None,
+                        help=f"only: seconds of each of {EPOCH_TIME_EPOCHS} epochs of these zoo "
+                             f"models (default {', '.join(EPOCH_TIME_MODELS)})")
+    parser.add_argument("--memory", nargs="*", metavar="NAME", default=None,
+                        help="only: peak RSS of a training process of these zoo models (all "
+                             "when none are named)")
+    parser.add_argument("--peers", action="store_true",
+                        help="only: whole-process time of train.py against the peers' own code")
+    parser.add_argument("--torch-python", default=None,
+                        help="a Python with torch, for the PyTorch peers of --peers")
+    parser.add_argument("--data", default=None, help="MNIST .npz (default $SPARSE_AE_ZOO_DATA)")
     args = parser.parse_args(argv)
+    data_path = datasets.resolve_data_path(args.data)
     if args.precision is not None:
-        precision_table(args.precision)
+        precision_table(args.precision, data_path)
+        return
+    if args.epoch_times is not None:
+        epoch_times_table(args.epoch_times, data_path)
+        return
+    if args.memory is not None:
+        memory_table(args.memory, data_path)
+        return
+    if args.peers:
+        peers_table(data_path, args.torch_python)
         return
     if args.cpu_replicas:
         print("| zoo model | CPU replicas | global batch | XLA | steps/exec | images/s |\n"

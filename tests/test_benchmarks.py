@@ -1,4 +1,5 @@
 import keras
+import pytest
 
 import train
 from benchmarks import speed
@@ -48,3 +49,16 @@ def test_frontier_run_names_are_valid_export_names():
     for kind, (_, _, _, values) in frontier.SWEEPS.items():
         for index, _ in enumerate(values):
             export.check_name(f"{kind}-{index}")
+
+
+def test_run_process_reports_each_process_its_own_peak():
+    import sys
+
+    big = "import numpy as np; a = np.ones(400 * 2**20 // 8); print('done')"
+    small = "print('done')"
+    _, big_peak, output = speed.run_process([sys.executable, "-c", big])
+    _, small_peak, _ = speed.run_process([sys.executable, "-c", small])
+    assert output.strip() == "done"
+    assert big_peak > 400 > small_peak
+    with pytest.raises(RuntimeError, match="failed"):
+        speed.run_process([sys.executable, "-c", "raise SystemExit(3)"])
