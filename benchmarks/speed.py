@@ -143,7 +143,7 @@ def precision_table(names, data_path, epochs=PRECISION_EPOCHS):
         fp32_s, bf16_s = (statistics.median(times[1:]) for times in (fp32_times, bf16_times))
         losses = " / ".join(f"{run['final_metrics']['val_reconstruction_loss']:.4f}"
                             for run in (fp32_run, bf16_run))
-        auto = precision.resolve(precision.AUTO, fp32.model).policy
+        auto = precision.resolve_config(manifest.config_of(name)).policy
         print(f"| {name} | {fp32_s:.1f} ({fp32.jit_compile}) | {bf16_s:.1f} | "
               f"{fp32_s / bf16_s:.2f}x | {losses} | {auto} |", flush=True)
 
@@ -216,7 +216,7 @@ def memory_table(names, data_path, epochs=MEMORY_EPOCHS):
         try:
             seconds, peak, _ = run_process(
                 train_command(["--preset", name], epochs, data_path, scratch))
-            policy = precision.resolve(precision.AUTO, manifest.ZOO[name].model).policy
+            policy = precision.resolve_config(manifest.config_of(name)).policy
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         print(f"| {name} | {policy} | {peak:,.0f} | {seconds:.1f} |", flush=True)
@@ -298,6 +298,8 @@ def main(argv=None):
                         help="only: whole-process time of train.py against the peers' own code")
     parser.add_argument("--torch-python", default=None,
                         help="a Python with torch, for the PyTorch peers of --peers")
+    parser.add_argument("--repeats", type=int, default=PEER_REPEATS,
+                        help="--peers: alternating runs of each pair (medians are printed)")
     parser.add_argument("--data", default=None, help="MNIST .npz (default $SPARSE_AE_ZOO_DATA)")
     args = parser.parse_args(argv)
     data_path = datasets.resolve_data_path(args.data)
@@ -311,7 +313,7 @@ def main(argv=None):
         memory_table(args.memory, data_path)
         return
     if args.peers:
-        peers_table(data_path, args.torch_python)
+        peers_table(data_path, args.torch_python, args.repeats)
         return
     if args.cpu_replicas:
         print("| zoo model | CPU replicas | global batch | XLA | steps/exec | images/s |\n"

@@ -9,8 +9,9 @@ and serves like any other.
 "auto" picks mixed_bfloat16 where it pays, as measured by
 `python -m benchmarks.speed --precision` (README, "Speed"): on a CPU with bf16
 matrix units (AMX-BF16 or AVX512-BF16, read from /proc/cpuinfo), for the
-families in `BF16_FAMILIES`, and without XLA, under which TensorFlow's CPU
-bf16 matmuls gain nothing. Elsewhere it picks float32.
+families in `BF16_FAMILIES` with an element-wise code (not one of
+`FLOAT32_CODES`), and without XLA, under which TensorFlow's CPU bf16 matmuls
+gain nothing. Elsewhere it picks float32.
 """
 
 import contextlib
@@ -30,6 +31,10 @@ CPUINFO = Path("/proc/cpuinfo")
 # Families whose training is faster in bf16 on such a CPU (measured; the
 # small dense and conv models spend their time elsewhere than in matmuls).
 BF16_FAMILIES = ("dictionary",)
+# Codes that choose units by rank: their top_k and scatter cost as much as the
+# matmuls bf16 speeds up, and bf16 rounding moves the choice (dict-topk trained
+# no faster in bf16, with a 7% higher FVU: README, "Speed").
+FLOAT32_CODES = ("topk", "batchtopk", "wta")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,9 +78,10 @@ def check_precision(precision):
     return precision
 
 
-def resolve(precision, family, features=None):
+def resolve(precision, family, code_activation=None, features=None):
     """The `Precision` that `precision` ("auto", "float32" or "mixed_bfloat16") means
-    for a model of `family` on this CPU (or on `features`, a `cpu_features()` pair)."""
+    for a model of `family` with `code_activation` (a name, or None) on this CPU
+    (or on `features`, a `cpu_features()` pair)."""
     check_precision(precision)
     cpu, units = features if features is not None else cpu_features()
     if precision != AUTO:
@@ -85,7 +91,16 @@ def resolve(precision, family, features=None):
     if family not in BF16_FAMILIES:
         return Precision(AUTO, FLOAT32, f"bf16 does not speed up the {family} family "
                          f"(only {', '.join(BF16_FAMILIES)})", cpu, units)
+    if code_activation in FLOAT32_CODES:
+        return Precision(AUTO, FLOAT32, f"bf16 does not speed up a {code_activation} code",
+                         cpu, units)
     return Precision(AUTO, MIXED_BFLOAT16, f"the CPU has {', '.join(units)}", cpu, units)
+
+
+def resolve_config(config, features=None):
+    """`resolve` for a `TrainConfig`."""
+    return resolve(config.precision, config.model, config.architecture.get("code_activation"),
+                   features)
 
 
 def adapt_config(config, resolved):

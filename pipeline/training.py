@@ -57,7 +57,7 @@ def build_model(config, input_shape=data.IMAGE_SHAPE, name=None, policy=None):
     if "code_activation" in architecture:  # a name, or the layer it names
         architecture["code_activation"] = config_lib.build_code_activation(config)
     code_size = architecture.pop("code_size")
-    policy = policy or precision.resolve(config.precision, config.model).policy
+    policy = policy or precision.resolve_config(config).policy
     with precision.policy_scope(policy):
         model = family.builder(
             input_shape, code_size,
@@ -271,7 +271,7 @@ def train(
     # First: logical devices can only be configured before TensorFlow starts.
     strategy = distribution.make_strategy(distribute, cpu_replicas=cpu_replicas)
     config, notes = distribution.adapt_config(config, strategy)
-    resolved = precision.resolve(config.precision, config.model)
+    resolved = precision.resolve_config(config)
     config, precision_notes = precision.adapt_config(config, resolved)
     for note in notes + precision_notes:
         print(f"note: {note}", file=sys.stderr)

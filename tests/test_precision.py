@@ -26,16 +26,18 @@ def test_cpu_features_come_from_cpuinfo(tmp_path):
     assert precision.cpu_features(tmp_path / "absent")[1] == ()
 
 
-@pytest.mark.parametrize("requested,family,features,policy", [
-    ("auto", "dictionary", AMX, "mixed_bfloat16"),
-    ("auto", "dictionary", EPYC, "float32"),
-    ("auto", "dense", AMX, "float32"),
-    ("float32", "dictionary", AMX, "float32"),
-    ("mixed_bfloat16", "dense", EPYC, "mixed_bfloat16"),
+@pytest.mark.parametrize("requested,name,features,policy", [
+    ("auto", "dict-kl", AMX, "mixed_bfloat16"),
+    ("auto", "dict-l1", AMX, "mixed_bfloat16"),
+    ("auto", "dict-kl", EPYC, "float32"),
+    ("auto", "dict-topk", AMX, "float32"),
+    ("auto", "dict-wta", AMX, "float32"),
+    ("auto", "dense-l1", AMX, "float32"),
+    ("float32", "dict-kl", AMX, "float32"),
+    ("mixed_bfloat16", "dense-l1", EPYC, "mixed_bfloat16"),
 ])
-def test_auto_picks_bf16_only_for_the_families_where_it_pays_on_bf16_cpus(
-        requested, family, features, policy):
-    resolved = precision.resolve(requested, family, features)
+def test_auto_picks_bf16_only_where_it_pays_on_bf16_cpus(requested, name, features, policy):
+    resolved = precision.resolve_config(manifest.config_of(name, precision=requested), features)
     assert resolved.policy == policy
     record = resolved.record()
     assert record["requested"] == requested and record["cpu"] == features[0]
@@ -45,18 +47,19 @@ def test_auto_picks_bf16_only_for_the_families_where_it_pays_on_bf16_cpus(
 def test_a_bad_precision_is_named():
     with pytest.raises(ValueError, match=r"Expected `precision` in \['auto', 'float32', "
                                          r"'mixed_bfloat16'\]. Received: precision='fp16'"):
-        precision.resolve("fp16", "dense", AMX)
+        precision.resolve("fp16", "dense", features=AMX)
     with pytest.raises(ValueError, match="Received: precision='bf16'"):
         manifest.config_of("dict-topk", precision="bf16")
 
 
 def test_auto_turns_xla_off_with_bf16_and_an_explicit_choice_is_kept():
     config = manifest.config_of("dict-topk", jit_compile=True)
-    adapted, notes = precision.adapt_config(config, precision.resolve("auto", "dictionary", AMX))
+    adapted, notes = precision.adapt_config(config, precision.resolve("auto", "dictionary",
+                                                                      features=AMX))
     assert adapted.jit_compile is False and notes
-    explicit = precision.resolve("mixed_bfloat16", "dictionary", AMX)
+    explicit = precision.resolve("mixed_bfloat16", "dictionary", features=AMX)
     assert precision.adapt_config(config, explicit) == (config, [])
-    fp32 = precision.resolve("auto", "dictionary", EPYC)
+    fp32 = precision.resolve("auto", "dictionary", features=EPYC)
     assert precision.adapt_config(config, fp32) == (config, [])
 
 
