@@ -14,6 +14,7 @@ same run with a large `tf.linalg.matmul`.
 """
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -31,6 +32,7 @@ import models
 from pipeline import data as datasets
 from pipeline import distribution
 from pipeline import manifest
+from pipeline import metrics
 from pipeline import precision
 from pipeline import training
 
@@ -57,6 +59,9 @@ EPOCH_TIME_EPOCHS = 8
 MEMORY_EPOCHS = 1
 PRECISION_EPOCHS = 3
 PEER_REPEATS = 3
+SAVED_MODELS = ROOT / "saved_models"
+QUALITY_TOLERANCE = 0.01
+QUALITY_BATCH = 1000
 # Whole-process comparisons: (label, epochs, the project's train.py arguments, the
 # peer script, and whether that script needs torch).
 PEER_RUNS = (
@@ -115,14 +120,14 @@ def throughput(config, timed_images=TIMED_IMAGES, strategy=None):
 
 
 def timed_training(config, data_path):
-    """Trains `config` on MNIST; returns (each epoch's seconds, the run summary)."""
+    """Trains `config` on MNIST; returns (its `EpochTimes`, the run summary)."""
     timer, scratch = EpochTimes(), Path(tempfile.mkdtemp())
     try:
         summary = training.train(config, data_path=data_path, out=scratch / "out",
-                                     logdir=scratch / "logs", callbacks=[timer])
+                                 logdir=scratch / "logs", callbacks=[timer])
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return timer.seconds, summary
+    return timer, summary
 
 
 def precision_table(names, data_path, epochs=PRECISION_EPOCHS):
@@ -140,7 +145,8 @@ def precision_table(names, data_path, epochs=PRECISION_EPOCHS):
                                   epochs=epochs)
         (fp32_times, fp32_run), (bf16_times, bf16_run) = (
             timed_training(config, data_path) for config in (fp32, bf16))
-        fp32_s, bf16_s = (statistics.median(times[1:]) for times in (fp32_times, bf16_times))
+        fp32_s, bf16_s = (statistics.median(times.seconds[1:])
+                          for times in (fp32_times, bf16_times))
         losses = " / ".join(f"{run['final_metrics']['val_reconstruction_loss']:.4f}"
                             for run in (fp32_run, bf16_run))
         auto = precision.resolve_config(manifest.config_of(name)).policy
@@ -148,15 +154,63 @@ def precision_table(names, data_path, epochs=PRECISION_EPOCHS):
               f"{fp32_s / bf16_s:.2f}x | {losses} | {auto} |", flush=True)
 
 
+class TestBCE(keras.callbacks.Callback):
+    """The test-set BCE after each epoch (`pipeline.metrics.binary_cross_entropy`, as in
+    the eval reports) and the training seconds until then, its own time left out."""
+
+    def __init__(self, x_test):
+        super().__init__()
+        self.x_test = x_test
+        self.points = []
+
+    def on_train_begin(self, logs=None):
+        self.start, self.excluded = time.perf_counter(), 0.0
+
+    def on_epoch_end(self, epoch, logs=None):
+        begin = time.perf_counter()
+        trained = begin - self.start - self.excluded
+        x_hat = self.model.predict(self.x_test, batch_size=QUALITY_BATCH, verbose=0)
+        self.points.append((trained, metrics.binary_cross_entropy(self.x_test, x_hat)))
+        self.excluded += time.perf_counter() - begin
+
+
+def time_to_quality_table(names, data_path, tolerance=QUALITY_TOLERANCE):
+    """Trains each zoo model by its preset and prints the training seconds until its
+    test BCE is first within `tolerance` of the shipped model's (NAME.eval.json)."""
+    x_test = datasets.load_mnist(data_path).x_test
+    print(f"| zoo model | shipped test BCE | first within {tolerance:.0%} | training s to it "
+          f"| of s in all | final test BCE |\n|---|---|---|---|---|---|")
+    for name in names or manifest.ZOO:
+        shipped = json.loads((SAVED_MODELS / f"{name}.eval.json").read_text())["bce"]
+        tracker, scratch = TestBCE(x_test), Path(tempfile.mkdtemp())
+        try:
+            training.train(manifest.config_of(name), data_path=data_path, out=scratch / "out",
+                           logdir=scratch / "logs", callbacks=[tracker])
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        reached = [(epoch, seconds) for epoch, (seconds, bce) in enumerate(tracker.points, 1)
+                   if bce <= shipped * (1 + tolerance)]
+        first = f"epoch {reached[0][0]}" if reached else "not reached"
+        seconds = f"{reached[0][1]:.0f}" if reached else "-"
+        print(f"| {name} | {shipped:.4f} | {first} | {seconds} | {tracker.points[-1][0]:.0f} | "
+              f"{tracker.points[-1][1]:.4f} |", flush=True)
+
+
 class EpochTimes(keras.callbacks.Callback):
-    """Wall seconds of each epoch (training, validation and diagnostics)."""
+    """Wall seconds of each epoch (training, validation and diagnostics), and of the
+    wait between the start of an epoch and its first batch, where the stall was."""
 
     def __init__(self):
         super().__init__()
-        self.seconds = []
+        self.seconds, self.waits = [], []
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.perf_counter()
+        self.start, self.first = time.perf_counter(), None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.first is None:
+            self.first = time.perf_counter()
+            self.waits.append(self.first - self.start)
 
     def on_epoch_end(self, epoch, logs=None):
         self.seconds.append(time.perf_counter() - self.start)
@@ -165,12 +219,14 @@ class EpochTimes(keras.callbacks.Callback):
 def epoch_times_table(names, data_path, epochs=EPOCH_TIME_EPOCHS):
     """Trains each zoo model for `epochs` and prints every epoch's seconds and the
     spread of the steady ones (all but the first, which compiles)."""
-    print("| zoo model | seconds per epoch | steady max / min |\n|---|---|---|")
+    print("| zoo model | seconds per epoch | steady max / min | steady median "
+          "| epoch-start wait, ms (max) |\n|---|---|---|---|---|")
     for name in names or EPOCH_TIME_MODELS:
-        seconds, _ = timed_training(manifest.config_of(name, epochs=epochs), data_path)
-        steady = seconds[1:]
-        print(f"| {name} | {', '.join(f'{s:.2f}' for s in seconds)} | "
-              f"{max(steady) / min(steady):.2f} |", flush=True)
+        timer, _ = timed_training(manifest.config_of(name, epochs=epochs), data_path)
+        steady = timer.seconds[1:]
+        print(f"| {name} | {', '.join(f'{s:.2f}' for s in timer.seconds)} | "
+              f"{max(steady) / min(steady):.2f} | {statistics.median(steady):.2f} | "
+              f"{1000 * max(timer.waits[1:]):.0f} |", flush=True)
 
 
 # Runs argv[2:] in a grandchild forked from this small process and writes its peak
@@ -298,6 +354,10 @@ def main(argv=None):
                         help="only: whole-process time of train.py against the peers' own code")
     parser.add_argument("--torch-python", default=None,
                         help="a Python with torch, for the PyTorch peers of --peers")
+    parser.add_argument("--time-to-quality", nargs="*", metavar="NAME", default=None,
+                        help="only: training seconds until each zoo model's test BCE is within "
+                             f"{100 * QUALITY_TOLERANCE:g}%% of the shipped one's (all when none "
+                             f"are named)")
     parser.add_argument("--repeats", type=int, default=PEER_REPEATS,
                         help="--peers: alternating runs of each pair (medians are printed)")
     parser.add_argument("--data", default=None, help="MNIST .npz (default $SPARSE_AE_ZOO_DATA)")
@@ -311,6 +371,9 @@ def main(argv=None):
         return
     if args.memory is not None:
         memory_table(args.memory, data_path)
+        return
+    if args.time_to_quality is not None:
+        time_to_quality_table(args.time_to_quality, data_path)
         return
     if args.peers:
         peers_table(data_path, args.torch_python, args.repeats)
