@@ -129,6 +129,12 @@ def test_unscaled_images_stay_uint8_and_the_pipeline_scales_them(tiny_mnist):
     np.testing.assert_allclose(np.concatenate(batches), scaled.x_train, rtol=1e-6)
 
 
+def test_the_pipeline_has_no_autotuner_to_wait_for():
+    # Deleting an iterator waits for tf.data's autotuner thread (an epoch-start stall).
+    dataset = datasets.autoencoder_dataset(np.zeros((10, 2, 2, 1), "uint8"), 4, shuffle_seed=0)
+    assert dataset.options().autotune.enabled is False
+
+
 def test_the_shuffle_is_seeded_and_differs_between_epochs():
     x = np.arange(50, dtype=np.float32).reshape(50, 1, 1, 1) / 50
     dataset = datasets.autoencoder_dataset(x, 8, shuffle_seed=3)
