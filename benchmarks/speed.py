@@ -363,18 +363,13 @@ def main(argv=None):
     parser.add_argument("--data", default=None, help="MNIST .npz (default $SPARSE_AE_ZOO_DATA)")
     args = parser.parse_args(argv)
     data_path = datasets.resolve_data_path(args.data)
-    if args.precision is not None:
-        precision_table(args.precision, data_path)
-        return
-    if args.epoch_times is not None:
-        epoch_times_table(args.epoch_times, data_path)
-        return
-    if args.memory is not None:
-        memory_table(args.memory, data_path)
-        return
-    if args.time_to_quality is not None:
-        time_to_quality_table(args.time_to_quality, data_path)
-        return
+    # The tables that train zoo models by name: the first flag given runs alone.
+    for names, table in ((args.precision, precision_table), (args.epoch_times, epoch_times_table),
+                         (args.memory, memory_table),
+                         (args.time_to_quality, time_to_quality_table)):
+        if names is not None:
+            table(names, data_path)
+            return
     if args.peers:
         peers_table(data_path, args.torch_python, args.repeats)
         return

@@ -180,10 +180,10 @@ def _fit(model, config, strategy, datasets, sample, run_dir, backup, extra_callb
             backup=backup_lib.BackupCallback(backup, **(backup_metadata or {})),
             resuming=initial_epoch > 0,
         ) + [callbacks_lib.EpochLine(epochs), *extra_callbacks]
-    # Explicit steps: without them Keras' epoch iterator makes a tf.data iterator
-    # at the end of each epoch and throws it away unused at the start of the
-    # next, an idle 0.5-0.6 s wait in some epochs (README, "Speed"). With them it
-    # uses the one made at the end of the previous epoch.
+    # Explicit steps: one tf.data iterator per epoch. Without them Keras' epoch
+    # iterator makes one at the end of each epoch and deletes it unused at the
+    # start of the next, and a deletion can wait for tf.data's autotuner (the
+    # epoch-start stall: README, "Speed"; pipeline.data.PREFETCH_BATCHES).
     history = model.fit(
         train_ds,
         steps_per_epoch=_batches(train_ds),
