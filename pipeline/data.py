@@ -269,10 +269,12 @@ def autoencoder_dataset(x, batch_size, *, shuffle_seed=None):
             per-epoch shuffle.
     """
     images = tf.convert_to_tensor(x)
-    scale = 1 / PIXEL_MAX if images.dtype == tf.uint8 else 1.0
+    pixel_counts = images.dtype == tf.uint8
 
     def gather(indices):
-        batch = tf.cast(tf.gather(images, indices), tf.float32) * scale
+        batch = tf.cast(tf.gather(images, indices), tf.float32)
+        if pixel_counts:  # the same float32 division as scale_images
+            batch = batch / PIXEL_MAX
         return batch, batch
 
     dataset = tf.data.Dataset.range(len(x))
