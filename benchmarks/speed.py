@@ -154,7 +154,7 @@ def precision_table(names, data_path, epochs=PRECISION_EPOCHS):
               f"{fp32_s / bf16_s:.2f}x | {losses} | {auto} |", flush=True)
 
 
-class TestBCE(keras.callbacks.Callback):
+class EpochTestBCE(keras.callbacks.Callback):
     """The test-set BCE after each epoch (`pipeline.metrics.binary_cross_entropy`, as in
     the eval reports) and the training seconds until then, its own time left out."""
 
@@ -182,7 +182,7 @@ def time_to_quality_table(names, data_path, tolerance=QUALITY_TOLERANCE):
           f"| of s in all | final test BCE |\n|---|---|---|---|---|---|")
     for name in names or manifest.ZOO:
         shipped = json.loads((SAVED_MODELS / f"{name}.eval.json").read_text())["bce"]
-        tracker, scratch = TestBCE(x_test), Path(tempfile.mkdtemp())
+        tracker, scratch = EpochTestBCE(x_test), Path(tempfile.mkdtemp())
         try:
             training.train(manifest.config_of(name), data_path=data_path, out=scratch / "out",
                            logdir=scratch / "logs", callbacks=[tracker])
