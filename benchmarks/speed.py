@@ -119,12 +119,13 @@ def throughput(config, timed_images=TIMED_IMAGES, strategy=None):
     return steps * config.batch_size / best, model
 
 
-def timed_training(config, data_path):
-    """Trains `config` on MNIST; returns (its `EpochTimes`, the run summary)."""
+def timed_training(config, data_path, *callbacks):
+    """Trains `config` on MNIST in a scratch folder (with extra `callbacks`); returns
+    (its `EpochTimes`, the run summary)."""
     timer, scratch = EpochTimes(), Path(tempfile.mkdtemp())
     try:
         summary = training.train(config, data_path=data_path, out=scratch / "out",
-                                 logdir=scratch / "logs", callbacks=[timer])
+                                 logdir=scratch / "logs", callbacks=[timer, *callbacks])
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return timer, summary
@@ -182,12 +183,8 @@ def time_to_quality_table(names, data_path, tolerance=QUALITY_TOLERANCE):
           f"| of s in all | final test BCE |\n|---|---|---|---|---|---|")
     for name in names or manifest.ZOO:
         shipped = json.loads((SAVED_MODELS / f"{name}.eval.json").read_text())["bce"]
-        tracker, scratch = EpochTestBCE(x_test), Path(tempfile.mkdtemp())
-        try:
-            training.train(manifest.config_of(name), data_path=data_path, out=scratch / "out",
-                           logdir=scratch / "logs", callbacks=[tracker])
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+        tracker = EpochTestBCE(x_test)
+        timed_training(manifest.config_of(name), data_path, tracker)
         reached = [(epoch, seconds) for epoch, (seconds, bce) in enumerate(tracker.points, 1)
                    if bce <= shipped * (1 + tolerance)]
         first = f"epoch {reached[0][0]}" if reached else "not reached"

@@ -277,7 +277,8 @@ def train(
         print(f"note: {note}", file=sys.stderr)
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
-        model = build_model(config, name=name)  # validates the architecture before any I/O
+        # Validates the architecture before any I/O.
+        model = build_model(config, name=name, policy=resolved.policy)
     run = dict(model=model, config=config, strategy=strategy, name=name, data_path=data_path,
                limit=limit, distribute=distribute, callbacks=callbacks, restart=restart,
                resolved=resolved)
