@@ -19,6 +19,8 @@ from models._assembly import CODE_LAYER
 from models._assembly import DECODER
 from models._assembly import ENCODER
 from models._assembly import UNIT_INTERVAL_ACTIVATIONS
+from models._assembly import calibrate_thresholds
+from models._assembly import calibrating_layers
 from models.activations import CODE_ACTIVATIONS
 from models.activations import BatchTopK
 from models.activations import LifetimeWTA
@@ -96,6 +98,8 @@ __all__ = [
     "build_conv_autoencoder",
     "build_dense_autoencoder",
     "build_dictionary_autoencoder",
+    "calibrate_thresholds",
+    "calibrating_layers",
     "get_family",
     "layers",
 ]

@@ -227,3 +227,27 @@ def assemble_autoencoder(
         x = keras.layers.GaussianNoise(noise_stddev, name="noise")(x)
     outputs = decoder(encoder(x))
     return keras.Model(inputs, outputs, name=name)
+
+
+def calibrate_thresholds(model, images):
+    """Calibrates the encoder's thresholds on `images` (call it after training).
+
+    Every layer of the "encoder" sub-model that calibrates (a BatchTopK code
+    activation, or the code layer holding one: `calibrates` true) gets its
+    own inputs on `images` through its `calibrate(inputs)` method.
+
+    Returns:
+        {layer name: new threshold}, empty when nothing calibrates.
+    """
+    encoder = model.get_layer(ENCODER)
+    thresholds = {}
+    for layer in calibrating_layers(model):
+        inputs = keras.Model(encoder.inputs[0], layer.input)(images, training=False)
+        thresholds[layer.name] = layer.calibrate(inputs)
+    return thresholds
+
+
+def calibrating_layers(model):
+    """The layers of the encoder that `calibrate_thresholds` calibrates (often none)."""
+    return [layer for layer in model.get_layer(ENCODER).layers
+            if getattr(layer, "calibrates", hasattr(layer, "calibrate"))]

@@ -37,6 +37,15 @@ class CodeDense(keras.layers.Dense):
             return self.code_activation_layer.derivative_activation
         return keras.activations.serialize(self._activation_fn)
 
+    @property
+    def calibrates(self):
+        """Whether the code activation has a threshold to calibrate (BatchTopK)."""
+        return hasattr(self.code_activation_layer, "calibrate")
+
+    def calibrate(self, inputs):
+        """Calibrates the code activation on the pre-activations of `inputs`."""
+        return self.code_activation_layer.calibrate(super().call(inputs))
+
     def build(self, input_shape):
         super().build(input_shape)
         layer = self.code_activation_layer

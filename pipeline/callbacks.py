@@ -182,11 +182,12 @@ class EpochLine(keras.callbacks.Callback):
 
 
 def training_callbacks(logdir, sample, *, threshold=metrics.ACTIVE_THRESHOLD, backup=None,
-                       resuming=False):
+                       resuming=False, revival=None):
     """The callbacks of a training run, in the order they must run.
 
     Diagnostics first, so that TensorBoard and CSVLogger see its scalars;
-    then TerminateOnNaN, the `backup` callback (a `pipeline.backup.BackupCallback`;
+    then `revival` (a `pipeline.revival.DeadUnitRevival`, or None), after the
+    diagnostics so that they report the dead units training left; then TerminateOnNaN, the `backup` callback (a `pipeline.backup.BackupCallback`;
     None for a loop that keeps its own backups), CSVLogger (appending to the
     log of the interrupted run when `resuming`) and TensorBoard.
 
@@ -197,6 +198,7 @@ def training_callbacks(logdir, sample, *, threshold=metrics.ACTIVE_THRESHOLD, ba
     logdir = Path(logdir)
     return [
         SparsityDiagnostics(sample, logdir, threshold),
+        *([revival] if revival is not None else []),
         keras.callbacks.TerminateOnNaN(),
         *([backup] if backup is not None else []),
         keras.callbacks.CSVLogger(str(logdir / CSV_NAME), append=resuming),

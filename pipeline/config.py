@@ -26,6 +26,8 @@ from pipeline import precision as precision_lib
 
 # Builder arguments that are not hyperparameters.
 _NOT_OPTIONS = {"input_shape", "activity_regularizer", "name", "self", "kwargs"}
+# Dead-unit revival stops after this fraction of the epochs by default.
+REVIVE_UNTIL = 0.5
 # The largest finite float32 (numpy.finfo("float32").max).
 FLOAT32_MAX = 3.4028234663852886e38
 
@@ -58,6 +60,11 @@ class TrainConfig:
     precision: str = _field(
         precision_lib.AUTO, "float32, mixed_bfloat16, or auto: mixed_bfloat16 (without XLA) "
         "for the families where it pays on a CPU with bf16 units (pipeline/precision.py)")
+    # === Dead units ===
+    revive_every: int = _field(0, "re-initialise the code units that never fired on a training "
+                               "sample after every N epochs (0: never; pipeline/revival.py)")
+    revive_until: float = _field(REVIVE_UNTIL, "revive only in this first fraction of the epochs, "
+                                 "so that revived units settle")
     # === Diagnostics ===
     active_threshold: float = _field(metrics.ACTIVE_THRESHOLD, "a code unit is active above this")
     diagnostic_sample_size: int = _field(1000, "validation images of the per-epoch diagnostics")
@@ -75,6 +82,14 @@ class TrainConfig:
                 raise ValueError(
                     f"Expected `{name}` to be a finite number > 0. Received: {name}={value!r}"
                 )
+        if isinstance(self.revive_every, bool) or not isinstance(self.revive_every, int) \
+                or self.revive_every < 0:
+            raise ValueError("Expected `revive_every` to be an integer >= 0. "
+                             f"Received: revive_every={self.revive_every!r}")
+        if isinstance(self.revive_until, bool) or not isinstance(self.revive_until, (int, float)) \
+                or not 0 < self.revive_until <= 1:
+            raise ValueError("Expected `revive_until` in (0, 1]. "
+                             f"Received: revive_until={self.revive_until!r}")
         precision_lib.check_precision(self.precision)
         if not 0 < self.validation_fraction < 1:
             raise ValueError(
@@ -98,6 +113,11 @@ class TrainConfig:
     def default_name(self):
         """The run's name, e.g. "conv-l1"."""
         return f"{self.model}-{self.reg}"
+
+    @property
+    def last_revival_epoch(self):
+        """The last epoch (1-based) that may revive dead units; 0 when revival is off."""
+        return math.floor(self.revive_until * self.epochs) if self.revive_every else 0
 
     @property
     def code_activation(self):

@@ -53,7 +53,10 @@ TOPK_DEAD_AFTER = 5_000
 ZOO = {
     "dense-none": ZooModel("dense", "none", dict(code_size=32, epochs=50)),
     "dense-l1": ZooModel(
-        "dense", "l1", dict(code_size=32, epochs=50, l1=1e-4), dict(max_bce=0.088),
+        "dense", "l1", dict(code_size=32, epochs=50, l1=1e-4, revive_every=1),
+        # Revival (pipeline/revival.py) must not cost reconstruction: at most the
+        # test BCE of the model shipped before it (0.07899, 4 of 32 units dead).
+        dict(max_bce=0.0790, max_dead_fraction=0.05),
         ("Keras blog sparse AE, Dense(32, relu, l1), 100 epochs", 0.0928),
     ),
     "dense-kl": ZooModel(
@@ -64,8 +67,12 @@ ZOO = {
     ),
     "conv-none": ZooModel("conv", "none", dict(code_size=32, epochs=20)),
     "conv-l1": ZooModel(
-        "conv", "l1", dict(code_size=32, epochs=20, l1=1e-4), dict(max_bce=0.072),
+        "conv", "l1", dict(code_size=32, epochs=20, l1=1e-4),
+        dict(max_bce=0.072, max_dead_fraction=0.05),
         ("PyTorch conv sparse AE, L1, 20 epochs", 0.0762),
+        # Revival (--revive-every 1) left 30-40% of its code units dead: the
+        # revived channels die again under the L1 penalty (README, zoo notes).
+        known_misses=("max_dead_fraction",),
     ),
     "conv-kl": ZooModel(
         "conv", "kl",
@@ -99,7 +106,7 @@ ZOO = {
         dict(code_size=2048, code_activation="batchtopk", k=32, aux_k=256,
              dead_after_examples=TOPK_DEAD_AFTER, epochs=DICT_EPOCHS, batch_size=256),
         dict(min_probe_accuracy=0.985, max_dead_fraction=0.01, l0_tolerance=0.05),
-        known_misses=("min_probe_accuracy", "l0_tolerance"),
+        known_misses=("min_probe_accuracy",),
     ),
     "dict-wta": ZooModel(
         "dictionary", "none",

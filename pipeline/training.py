@@ -28,6 +28,7 @@ from pipeline import export
 from pipeline import locks
 from pipeline import objective
 from pipeline import precision
+from pipeline import revival as revival_lib
 
 DEFAULT_OUT = "saved_models"
 DEFAULT_LOG_ROOT = "logs"
@@ -36,6 +37,8 @@ RUN_LOCK = ".lock"
 VERSIONED_PACKAGES = ("tensorflow", "keras", "numpy", "tensorboard")
 # Training images a family's data initializer sees (e.g. the dictionary's mean).
 DATA_INIT_IMAGES = 10_000
+# Training images that calibrate thresholds after training (BatchTopK).
+CALIBRATION_IMAGES = 4_000
 
 
 class TrainingError(RuntimeError):
@@ -142,12 +145,13 @@ def _batches(dataset):
 
 
 def _fit(model, config, strategy, datasets, sample, run_dir, backup, extra_callbacks, dry_run,
-         backup_metadata=None):
+         backup_metadata=None, revival=None):
     """Runs the training loop that suits `strategy`; returns (history, seconds).
 
     A dry run takes the same path with one batch, one epoch and no logs.
     Both loops resume from `backup` (a `pipeline.backup.RunBackup`) and back
-    up after each finite epoch, recording `backup_metadata`.
+    up after each finite epoch, recording `backup_metadata`; `revival` is a
+    `pipeline.revival.DeadUnitRevival` or None.
     """
     train_ds, val_ds = datasets
     multi_worker = distribution.is_multi_worker(strategy)
@@ -161,7 +165,7 @@ def _fit(model, config, strategy, datasets, sample, run_dir, backup, extra_callb
         else:
             all_callbacks = callbacks_lib.training_callbacks(
                 run_dir, sample, threshold=config.active_threshold,
-                resuming=backup.read() is not None) + list(extra_callbacks)
+                resuming=backup.read() is not None, revival=revival) + list(extra_callbacks)
         trainer = distribution.MultiWorkerTrainer(model, strategy, backup_dir,
                                                   **(backup_metadata or {}))
         history = trainer.fit(train_ds, val_ds, epochs=epochs, callbacks=all_callbacks)
@@ -178,7 +182,7 @@ def _fit(model, config, strategy, datasets, sample, run_dir, backup, extra_callb
         all_callbacks = callbacks_lib.training_callbacks(
             run_dir, sample, threshold=config.active_threshold,
             backup=backup_lib.BackupCallback(backup, **(backup_metadata or {})),
-            resuming=initial_epoch > 0,
+            resuming=initial_epoch > 0, revival=revival,
         ) + [callbacks_lib.EpochLine(epochs), *extra_callbacks]
     # Explicit steps: one tf.data iterator per epoch. Without them Keras' epoch
     # iterator makes one at the end of each epoch and deletes it unused at the
@@ -199,11 +203,11 @@ def _fit(model, config, strategy, datasets, sample, run_dir, backup, extra_callb
 
 
 def _fit_reporting_tf_errors(model, config, strategy, datasets, sample, run_dir, backup,
-                             callbacks, backup_metadata):
+                             callbacks, backup_metadata, revival):
     """`_fit`, with TensorFlow's errors (a full log disk, say) as one-line TrainingErrors."""
     try:
         return _fit(model, config, strategy, datasets, sample, run_dir, backup, callbacks,
-                    False, backup_metadata)
+                    False, backup_metadata, revival)
     except tf.errors.OpError as error:  # e.g. ResourceExhaustedError
         raise TrainingError(
             f"TensorFlow failed during training ({type(error).__name__}: "
@@ -336,9 +340,15 @@ def _train_and_export(*, model, config, strategy, name, data_path, limit, distri
         final, seconds = previous.get("logs", {}), 0.0
         completed, this_run = config.epochs, 0
     else:
+        revival = None
+        if config.revive_every:
+            revival = revival_lib.DeadUnitRevival(
+                data.scale_images(x_train[:revival_lib.SAMPLE_IMAGES]),
+                every=config.revive_every, until=config.last_revival_epoch,
+                threshold=config.active_threshold, seed=config.seed)
         history, seconds = _fit_reporting_tf_errors(
             model, config, strategy, datasets, sample, run_dir, backup, callbacks,
-            {"fingerprint": fingerprint, "run": run_dir.name})
+            {"fingerprint": fingerprint, "run": run_dir.name}, revival)
         final = _final_metrics(history)
         if not history.epoch or not all(math.isfinite(v) for v in final.values()):
             raise TrainingError(
@@ -352,6 +362,11 @@ def _train_and_export(*, model, config, strategy, name, data_path, limit, distri
                 f"Training stopped after {completed} of {config.epochs} epochs; nothing was "
                 f"exported, and the same command resumes from the last backup."
             )
+    # BatchTopK's inference threshold, from the trained weights (so a run
+    # that exports its backup calibrates the same way).
+    calibrated = models.calibrate_thresholds(
+        model, data.scale_images(x_train[:CALIBRATION_IMAGES])
+    ) if models.calibrating_layers(model) else {}
     summary = {
         "name": name,
         "config": dataclasses.asdict(config),
@@ -372,6 +387,8 @@ def _train_and_export(*, model, config, strategy, name, data_path, limit, distri
         "peak_memory_mb": peak_memory_mb(),
         "final_metrics": final,
     }
+    if calibrated:
+        summary["calibrated_thresholds"] = calibrated
     # Every worker exports, as TensorFlow's multi-worker saving guide has
     # it; a non-chief's export lands in its scratch folder and is removed.
     try:

@@ -102,3 +102,19 @@ def test_bad_arguments_raise_with_the_value(make, message):
 def test_k_above_the_code_size_is_refused():
     with pytest.raises(ValueError, match="Expected `k`"):
         models.build_dense_autoencoder((4, 4, 1), 8, hidden_units=(), code_activation=TopK(9))
+
+
+def test_batchtopk_calibration_keeps_k_per_example_on_the_calibration_set():
+    z = scores(batch=200, units=40)
+    layer = BatchTopK(3, positive=False)
+    layer(z[:16], training=True)  # a running threshold from one batch
+    threshold = layer.calibrate(z)
+    assert threshold == pytest.approx(np.sort(z.ravel())[-3 * 200])
+    assert float(layer.threshold) == pytest.approx(threshold)
+    kept = np.asarray(layer(z, training=False)) != 0
+    # ">" at inference: the (k*N)-th value itself is dropped.
+    assert kept.sum() == 3 * 200 - 1
+    # positive=True never sets a negative threshold.
+    assert BatchTopK(39).calibrate(z - 10.0) == 0.0
+    with pytest.raises(ValueError, match="Expected `k` <= the 2 code units"):
+        BatchTopK(3).calibrate(np.zeros((4, 2), "float32"))

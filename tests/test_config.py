@@ -61,6 +61,8 @@ def test_code_activation_arguments_reach_the_config():
         ({"reg": "l1", "rho": 0.1}, "Received: rho=0.1 (an option of reg/kl)"),
         ({"model": "dictionary", "k": 3}, "Received: k=3 (an option of code_activation/topk"),
         ({"model": "dictionary", "code_activation": "topk", "k": 0}, "Received: k=0"),
+        ({"revive_every": -1}, "Expected `revive_every` to be an integer >= 0. Received: revive_every=-1"),
+        ({"revive_until": 1.5}, "Expected `revive_until` in (0, 1]. Received: revive_until=1.5"),
     ],
 )
 def test_bad_values_raise_with_the_value(kwargs, message):

@@ -221,3 +221,21 @@ def test_conv_code_map_with_a_code_activation_layer_carries_the_penalty():
     codes = np.asarray(model.get_layer("encoder")(x))
     assert ((codes > 0).reshape(2, -1).sum(axis=1) <= 5).all()
     assert len(model.get_layer("encoder").losses) == 1
+
+
+@pytest.mark.parametrize("family, kwargs", [
+    ("dictionary", dict(code_size=24, code_activation=models.BatchTopK(2))),
+    ("conv", dict(code_size=6, filters=(4,), code_activation=models.BatchTopK(2))),
+])
+def test_calibrate_thresholds_sets_batchtopk_from_the_code_inputs(family, kwargs):
+    """The dictionary's BatchTopK sits inside its CodeDense; the conv one follows its conv."""
+    model = models.get_family(family).builder((28, 28, 1), **kwargs)
+    images = np.random.default_rng(0).uniform(size=(50, 28, 28, 1)).astype("float32")
+    thresholds = models.calibrate_thresholds(model, images)
+    assert len(thresholds) == 1
+    assert [layer.name for layer in models.calibrating_layers(model)] == list(thresholds)
+    codes = np.asarray(model.get_layer(models.ENCODER)(images, training=False))
+    # k = 2 per example on the calibration images (">" drops the threshold's own unit).
+    assert (codes.reshape(50, -1) > 0).sum() == 2 * 50 - 1
+    assert models.calibrate_thresholds(
+        models.get_family("dense").builder((28, 28, 1), 4), images) == {}
