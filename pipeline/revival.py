@@ -33,8 +33,10 @@ import tensorflow as tf
 import models
 from pipeline import objective
 
-# Training images the revival looks at (pipeline.training).
+# Training images the revival looks at (pipeline.training)...
 SAMPLE_IMAGES = 4000
+# ...this many at a time (the peak memory of a revival stays small).
+CHUNK_IMAGES = 500
 # The firing rate given to revived units when no unit is alive.
 FALLBACK_FIRING_RATE = 0.05
 
@@ -53,14 +55,15 @@ def _pre_activations(layer, inputs, kernel):
                           dilation_rate=layer.dilation_rate)
 
 
-def _code_gradient(model, images, codes):
-    """dL/dcode of the mean reconstruction loss on `images`, through the decoder."""
+def _code_gradient(model, images, codes, count):
+    """dL/dcode of the sample's mean reconstruction loss (`count` images in all),
+    through the decoder, for the chunk `images`."""
     loss = keras.losses.get(objective.reconstruction_loss(model))
     codes = tf.convert_to_tensor(codes)
     with tf.GradientTape() as tape:
         tape.watch(codes)
         x_hat = model.get_layer(models.DECODER)(codes, training=False)
-        value = keras.ops.mean(loss(keras.ops.cast(images, x_hat.dtype), x_hat))
+        value = keras.ops.sum(loss(keras.ops.cast(images, x_hat.dtype), x_hat)) / count
     return tape.gradient(value, codes)
 
 
@@ -72,6 +75,11 @@ def _descent_directions(layer, layer_inputs, gradient, units):
         pre = _pre_activations(layer, layer_inputs, zeros)
         value = keras.ops.sum(pre * tf.gather(tf.cast(gradient, "float32"), units, axis=-1))
     return -keras.ops.convert_to_numpy(tape.gradient(value, zeros))
+
+
+def _chunks(images):
+    for start in range(0, len(images), CHUNK_IMAGES):
+        yield images[start:start + CHUNK_IMAGES]
 
 
 def check_revivable(model):
@@ -105,9 +113,16 @@ def revive_dead_units(model, images, *, threshold, seed):
     """
     layer = check_revivable(model)
     encoder = model.get_layer(models.ENCODER)
-    codes = keras.ops.convert_to_numpy(encoder(images, training=False)).astype("float32")
-    units = codes.shape[-1]
-    firing = (codes.reshape(-1, units) > threshold).mean(axis=0)
+    inputs_of = keras.Model(encoder.inputs[0], layer.input)
+    units = layer.kernel.shape[-1]
+    fired = np.zeros(units)
+    entries = 0
+    for chunk in _chunks(images):
+        codes = keras.ops.convert_to_numpy(encoder(chunk, training=False)).astype("float32")
+        codes = codes.reshape(-1, units)
+        fired += (codes > threshold).sum(axis=0)
+        entries += len(codes)
+    firing = fired / entries
     dead = np.flatnonzero(firing == 0)
     if dead.size == 0:
         return dead
@@ -117,9 +132,13 @@ def revive_dead_units(model, images, *, threshold, seed):
     norms = np.sqrt((kernel.reshape(-1, units) ** 2).sum(axis=0))
     scale = norms[alive].mean() if alive.any() else norms.mean()
     rate = float(np.median(firing[alive])) if alive.any() else FALLBACK_FIRING_RATE
-    layer_inputs = keras.Model(encoder.inputs[0], layer.input)(images, training=False)
-    directions = _descent_directions(layer, layer_inputs, _code_gradient(model, images, codes),
-                                     dead)
+    # The directions are sums over examples: accumulated chunk by chunk.
+    directions = 0.0
+    for chunk in _chunks(images):
+        codes = encoder(chunk, training=False)
+        gradient = _code_gradient(model, chunk, codes, len(images))
+        directions = directions + _descent_directions(layer, inputs_of(chunk, training=False),
+                                                      gradient, dead)
     flat = directions.reshape(-1, dead.size)
     norms_new = np.sqrt((flat ** 2).sum(axis=0))
     flat_zero = norms_new == 0
@@ -128,8 +147,10 @@ def revive_dead_units(model, images, *, threshold, seed):
         flat[:, flat_zero] = rng.standard_normal((flat.shape[0], int(flat_zero.sum())))
         norms_new = np.sqrt((flat ** 2).sum(axis=0))
     directions = (flat * (scale / norms_new)).reshape(directions.shape).astype("float32")
-    pre = keras.ops.convert_to_numpy(_pre_activations(layer, layer_inputs, directions))
-    pre = pre.reshape(-1, dead.size)
+    pre = np.concatenate([
+        keras.ops.convert_to_numpy(_pre_activations(layer, inputs_of(chunk, training=False),
+                                                    directions)).reshape(-1, dead.size)
+        for chunk in _chunks(images)])
     kernel[..., dead] = directions
     bias[dead] = -np.quantile(pre, 1 - rate, axis=0)
     layer.kernel.assign(kernel)

@@ -113,3 +113,20 @@ def test_training_with_revival_logs_the_revived_units(tiny_mnist, tmp_path):
         rows = list(csv.DictReader(file))
     assert [row["code_revived"] for row in rows][1] == "0"  # after revive_until
     assert "code_revived" in rows[0]
+
+
+@pytest.mark.parametrize("family", ["dense", "conv"])
+def test_revival_in_chunks_gives_what_one_pass_gives(family, monkeypatch):
+    """The sample goes through in chunks (bounded memory); the sums must not change."""
+    x = images()
+    results = []
+    for chunk in (len(x), 16):
+        monkeypatch.setattr(revival, "CHUNK_IMAGES", chunk)
+        model = tiny_model(family)
+        kill(model)
+        revived = revival.revive_dead_units(model, x, threshold=THRESHOLD, seed=0)
+        layer = revival.code_layer(model)
+        results.append((revived, layer.kernel.numpy(), layer.bias.numpy()))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(results[0][2], results[1][2], rtol=1e-4, atol=1e-6)
