@@ -6,6 +6,7 @@
     python -m benchmarks.speed --epoch-times [NAME ...] # per-epoch seconds: the stall
     python -m benchmarks.speed --memory [NAME ...]      # peak RSS of each training process
     python -m benchmarks.speed --peers --torch-python /path/to/python   # whole process
+    python -m benchmarks.speed --step-times [NAME ...]  # ms/step per precision and optimizer
 
 Prints images/s for each zoo model under its preset, a sweep of the settings
 that matter (XLA, steps_per_execution, batch size), and for the dense models
@@ -15,6 +16,7 @@ same run with a large `tf.linalg.matmul`.
 
 import argparse
 import json
+import math
 import os
 import shutil
 import statistics
@@ -33,6 +35,8 @@ from pipeline import data as datasets
 from pipeline import distribution
 from pipeline import manifest
 from pipeline import metrics
+from pipeline import objective
+from pipeline import optimizers
 from pipeline import precision
 from pipeline import training
 
@@ -60,6 +64,10 @@ MEMORY_EPOCHS = 1
 PRECISION_EPOCHS = 3
 PEER_REPEATS = 3
 SAVED_MODELS = ROOT / "saved_models"
+STEP_TIME_MODELS = ("dict-l1",)
+PIXELS = math.prod(datasets.IMAGE_SHAPE)
+STEP_TIME_BATCHES = 64
+STEP_TIME_REPEATS = 5
 QUALITY_TOLERANCE = 0.01
 QUALITY_BATCH = 1000
 # Whole-process comparisons: (label, epochs, the project's train.py arguments, the
@@ -153,6 +161,86 @@ def precision_table(names, data_path, epochs=PRECISION_EPOCHS):
         auto = precision.resolve_config(manifest.config_of(name)).policy
         print(f"| {name} | {fp32_s:.1f} ({fp32.jit_compile}) | {bf16_s:.1f} | "
               f"{fp32_s / bf16_s:.2f}x | {losses} | {auto} |", flush=True)
+
+
+def _step_ms(model, dataset, batches):
+    """The best of STEP_TIME_REPEATS epochs over `dataset`, in ms per batch."""
+    model.fit(dataset, epochs=1, verbose=0)  # compiles
+    best = float("inf")
+    for _ in range(STEP_TIME_REPEATS):
+        start = time.perf_counter()
+        model.fit(dataset, epochs=1, verbose=0)
+        best = min(best, time.perf_counter() - start)
+    return 1000 * best / batches
+
+
+def hand_written_step_ms(units, batch, dtype, l1, repeats=200):
+    """ms per step of a minimal TensorFlow dictionary step: x_hat = relu(x W_e + b_e) W_d
+    + b_d, MSE + l1 * mean L1 of the code, plain gradient descent, matmuls in `dtype`."""
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.random((batch, PIXELS), dtype=np.float32))
+    weights = [tf.Variable(rng.normal(0, 0.03, shape).astype("float32"))
+               for shape in ((PIXELS, units), (units, PIXELS))]
+    biases = [tf.Variable(tf.zeros(units)), tf.Variable(tf.zeros(PIXELS))]
+    variables = weights + biases
+
+    @tf.function
+    def step(x):
+        with tf.GradientTape() as tape:
+            h = tf.nn.relu(tf.matmul(tf.cast(x - biases[1], dtype), tf.cast(weights[0], dtype))
+                           + tf.cast(biases[0], dtype))
+            x_hat = tf.cast(tf.matmul(h, tf.cast(weights[1], dtype)), tf.float32) + biases[1]
+            loss = tf.reduce_mean(tf.square(x_hat - x)) + l1 * tf.reduce_mean(
+                tf.reduce_sum(tf.cast(h, tf.float32), axis=1))
+        for variable, gradient in zip(variables, tape.gradient(loss, variables)):
+            variable.assign_sub(1e-3 * gradient)
+
+    for _ in range(WARMUP_STEPS):
+        step(x)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        step(x)
+    return 1000 * (time.perf_counter() - start) / repeats
+
+
+def step_times_table(names, data_path, batches=STEP_TIME_BATCHES):
+    """ms per training step of each zoo model in float32 and mixed_bfloat16 (no XLA),
+    with Keras' Adam, FusedAdam (pipeline.optimizers) and SGD (no optimizer state),
+    on `batches` cached MNIST batches; then a hand-written TensorFlow step of the
+    same dictionary size, for the dictionaries."""
+    mnist = datasets.load_mnist(data_path)
+    choices = (("Keras Adam", keras.optimizers.Adam), ("FusedAdam", optimizers.FusedAdam),
+               ("SGD", keras.optimizers.SGD))
+    print("| zoo model | precision | " + " | ".join(f"{label} ms/step" for label, _ in choices)
+          + " |\n|---|---|" + "---|" * len(choices))
+    for name in names or STEP_TIME_MODELS:
+        for policy in (precision.FLOAT32, precision.MIXED_BFLOAT16):
+            config = manifest.config_of(name, precision=policy, jit_compile=False)
+            x = mnist.x_train[:batches * config.batch_size]
+            dataset = tf.data.Dataset.from_tensor_slices((x, x)).batch(config.batch_size).cache()
+            cells = []
+            for _, optimizer in choices:
+                keras.utils.set_random_seed(config.seed)
+                model = training.build_model(config, policy=policy)
+                initialize = models.get_family(config.model).data_initializer
+                if initialize is not None:
+                    initialize(model, x)
+                model.compile(optimizer=optimizer(config.learning_rate),
+                              loss=objective.reconstruction_loss(model),
+                              metrics=objective.reconstruction_metrics(), jit_compile=False,
+                              steps_per_execution=config.steps_per_execution)
+                cells.append(f"{_step_ms(model, dataset, batches):.2f}")
+            print(f"| {name} | {policy} | {' | '.join(cells)} |", flush=True)
+    for name in names or STEP_TIME_MODELS:
+        config = manifest.config_of(name)
+        if config.model != "dictionary":
+            continue
+        units, l1 = config.architecture["code_size"], config.penalty.get("l1", 0.0)
+        fp32, bf16 = (hand_written_step_ms(units, config.batch_size, dtype, l1)
+                      for dtype in (tf.float32, tf.bfloat16))
+        print(f"\n{name}'s size by hand ({units} ReLU latents, batch {config.batch_size}, "
+              f"l1 {l1:g}, gradient descent): float32 {fp32:.2f} ms, bf16 {bf16:.2f} ms "
+              f"({fp32 / bf16:.2f}x)")
 
 
 class EpochTestBCE(keras.callbacks.Callback):
@@ -355,6 +443,9 @@ def main(argv=None):
                         help="only: training seconds until each zoo model's test BCE is within "
                              f"{100 * QUALITY_TOLERANCE:g}%% of the shipped one's (all when none "
                              f"are named)")
+    parser.add_argument("--step-times", nargs="*", metavar="NAME", default=None,
+                        help="only: ms per training step in float32 and bf16 with Keras' Adam, "
+                             f"FusedAdam and SGD (default {', '.join(STEP_TIME_MODELS)})")
     parser.add_argument("--repeats", type=int, default=PEER_REPEATS,
                         help="--peers: alternating runs of each pair (medians are printed)")
     parser.add_argument("--data", default=None, help="MNIST .npz (default $SPARSE_AE_ZOO_DATA)")
@@ -363,7 +454,8 @@ def main(argv=None):
     # The tables that train zoo models by name: the first flag given runs alone.
     for names, table in ((args.precision, precision_table), (args.epoch_times, epoch_times_table),
                          (args.memory, memory_table),
-                         (args.time_to_quality, time_to_quality_table)):
+                         (args.time_to_quality, time_to_quality_table),
+                         (args.step_times, step_times_table)):
         if names is not None:
             table(names, data_path)
             return

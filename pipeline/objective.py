@@ -14,6 +14,7 @@ import keras
 import numpy as np
 
 import models
+from pipeline import optimizers
 
 # The named terms of the loss, as they reach TensorBoard (`epoch_<name>`).
 RECONSTRUCTION = "reconstruction_loss"
@@ -39,9 +40,10 @@ def reconstruction_loss(model):
 
 
 def compile_model(model, *, learning_rate, jit_compile, steps_per_execution):
-    """Compiles `model` with the objective, Adam and the reconstruction metrics."""
+    """Compiles `model` with the objective, Adam (`pipeline.optimizers`) and the
+    reconstruction metrics."""
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
+        optimizer=optimizers.make_optimizer(learning_rate),
         loss=reconstruction_loss(model),
         # The loss includes the penalties; these are reconstruction only.
         metrics=reconstruction_metrics(),

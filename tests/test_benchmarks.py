@@ -62,3 +62,16 @@ def test_run_process_reports_each_process_its_own_peak():
     assert big_peak > 400 > small_peak
     with pytest.raises(RuntimeError, match="failed"):
         speed.run_process([sys.executable, "-c", "raise SystemExit(3)"])
+
+
+def test_step_times_print_a_row_per_precision_and_the_hand_written_step(tiny_mnist, capsys,
+                                                                        monkeypatch):
+    from benchmarks import speed
+
+    monkeypatch.setattr(speed, "STEP_TIME_REPEATS", 1)
+    speed.main(["--step-times", "dict-l1", "--data", str(tiny_mnist)])
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line.split(" | ") for line in lines if line.startswith("| dict-l1 |")]
+    assert [row[1] for row in rows] == ["float32", "mixed_bfloat16"]
+    assert all(float(cell.strip(" |")) > 0 for row in rows for cell in row[2:])
+    assert any(line.startswith("dict-l1's size by hand") for line in lines)
