@@ -3,6 +3,7 @@
 import math
 
 import keras
+import numpy as np
 
 from models.activations import CODE_ACTIVATIONS
 from models.activations import get_code_activation
@@ -14,6 +15,8 @@ UNIT_INTERVAL_ACTIVATIONS = frozenset({"sigmoid", "softmax"})
 ENCODER = "encoder"
 DECODER = "decoder"
 CODE_LAYER = "code"
+# calibrate_thresholds runs the encoder over this many images at a time.
+CALIBRATION_CHUNK = 500
 
 
 def output_dtype():
@@ -242,7 +245,13 @@ def calibrate_thresholds(model, images):
     encoder = model.get_layer(ENCODER)
     thresholds = {}
     for layer in calibrating_layers(model):
-        inputs = keras.Model(encoder.inputs[0], layer.input)(images, training=False)
+        inputs_of = keras.Model(encoder.inputs[0], layer.input)
+        # In chunks: the encoder's intermediate activations of every image at
+        # once would cost far more memory than the inputs themselves.
+        inputs = np.concatenate([
+            keras.ops.convert_to_numpy(inputs_of(images[start:start + CALIBRATION_CHUNK],
+                                                 training=False)).astype("float32")
+            for start in range(0, len(images), CALIBRATION_CHUNK)])
         thresholds[layer.name] = layer.calibrate(inputs)
     return thresholds
 

@@ -187,7 +187,8 @@ def training_callbacks(logdir, sample, *, threshold=metrics.ACTIVE_THRESHOLD, ba
 
     Diagnostics first, so that TensorBoard and CSVLogger see its scalars;
     then `revival` (a `pipeline.revival.DeadUnitRevival`, or None), after the
-    diagnostics so that they report the dead units training left; then TerminateOnNaN, the `backup` callback (a `pipeline.backup.BackupCallback`;
+    diagnostics so that they report the dead units training left; then
+    TerminateOnNaN, the `backup` callback (a `pipeline.backup.BackupCallback`;
     None for a loop that keeps its own backups), CSVLogger (appending to the
     log of the interrupted run when `resuming`) and TensorBoard.
 

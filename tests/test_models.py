@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import models
+from models import _assembly
 from regularizers import KLSparsity, L1Sparsity
 
 TINY_SHAPE = (8, 8, 1)
@@ -227,11 +228,15 @@ def test_conv_code_map_with_a_code_activation_layer_carries_the_penalty():
     ("dictionary", dict(code_size=24, code_activation=models.BatchTopK(2))),
     ("conv", dict(code_size=6, filters=(4,), code_activation=models.BatchTopK(2))),
 ])
-def test_calibrate_thresholds_sets_batchtopk_from_the_code_inputs(family, kwargs):
+def test_calibrate_thresholds_sets_batchtopk_from_the_code_inputs(family, kwargs, monkeypatch):
     """The dictionary's BatchTopK sits inside its CodeDense; the conv one follows its conv."""
     model = models.get_family(family).builder((28, 28, 1), **kwargs)
     images = np.random.default_rng(0).uniform(size=(50, 28, 28, 1)).astype("float32")
+    monkeypatch.setattr(_assembly, "CALIBRATION_CHUNK", 7)  # the encoder runs in chunks
+    chunked = models.calibrate_thresholds(model, images)
+    monkeypatch.setattr(_assembly, "CALIBRATION_CHUNK", len(images))
     thresholds = models.calibrate_thresholds(model, images)
+    assert chunked == pytest.approx(thresholds, rel=1e-6)
     assert len(thresholds) == 1
     assert [layer.name for layer in models.calibrating_layers(model)] == list(thresholds)
     codes = np.asarray(model.get_layer(models.ENCODER)(images, training=False))
@@ -239,3 +244,17 @@ def test_calibrate_thresholds_sets_batchtopk_from_the_code_inputs(family, kwargs
     assert (codes.reshape(50, -1) > 0).sum() == 2 * 50 - 1
     assert models.calibrate_thresholds(
         models.get_family("dense").builder((28, 28, 1), 4), images) == {}
+
+
+def test_calibrate_thresholds_of_a_mixed_bfloat16_dictionary():
+    """Its code layer computes in bfloat16 over float32 weights: calibration must too."""
+    from pipeline import precision
+
+    with precision.policy_scope(precision.MIXED_BFLOAT16):
+        model = models.build_dictionary_autoencoder(
+            (28, 28, 1), 24, code_activation=models.BatchTopK(2))
+    images = np.random.default_rng(0).uniform(size=(50, 28, 28, 1)).astype("float32")
+    assert len(models.calibrate_thresholds(model, images)) == 1
+    codes = np.asarray(model.get_layer(models.ENCODER)(images, training=False), "float32")
+    # bf16 rounding of the code may move a unit or two across the threshold.
+    assert abs((codes > 0).sum() - 2 * 50) <= 3

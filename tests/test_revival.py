@@ -130,3 +130,15 @@ def test_revival_in_chunks_gives_what_one_pass_gives(family, monkeypatch):
     np.testing.assert_array_equal(results[0][0], results[1][0])
     np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(results[0][2], results[1][2], rtol=1e-4, atol=1e-6)
+
+
+def test_a_mixed_bfloat16_model_is_revived():
+    from pipeline import precision
+
+    with precision.policy_scope(precision.MIXED_BFLOAT16):
+        model = tiny_model("dense")
+    x = images()
+    kill(model)
+    revived = revival.revive_dead_units(model, x, threshold=THRESHOLD, seed=0)
+    assert set(KILLED) <= set(revived)
+    assert (firing(model, x)[revived] > 0).all()
