@@ -68,6 +68,9 @@ STEP_TIME_MODELS = ("dict-l1",)
 PIXELS = math.prod(datasets.IMAGE_SHAPE)
 STEP_TIME_BATCHES = 64
 STEP_TIME_REPEATS = 5
+# The hand-written step: initial weight scale and gradient-descent step size.
+HAND_INIT_STDDEV = 0.03
+HAND_LEARNING_RATE = 1e-3
 QUALITY_TOLERANCE = 0.01
 QUALITY_BATCH = 1000
 # Whole-process comparisons: (label, epochs, the project's train.py arguments, the
@@ -179,7 +182,7 @@ def hand_written_step_ms(units, batch, dtype, l1, repeats=200):
     + b_d, MSE + l1 * mean L1 of the code, plain gradient descent, matmuls in `dtype`."""
     rng = np.random.default_rng(0)
     x = tf.constant(rng.random((batch, PIXELS), dtype=np.float32))
-    weights = [tf.Variable(rng.normal(0, 0.03, shape).astype("float32"))
+    weights = [tf.Variable(rng.normal(0, HAND_INIT_STDDEV, shape).astype("float32"))
                for shape in ((PIXELS, units), (units, PIXELS))]
     biases = [tf.Variable(tf.zeros(units)), tf.Variable(tf.zeros(PIXELS))]
     variables = weights + biases
@@ -193,7 +196,7 @@ def hand_written_step_ms(units, batch, dtype, l1, repeats=200):
             loss = tf.reduce_mean(tf.square(x_hat - x)) + l1 * tf.reduce_mean(
                 tf.reduce_sum(tf.cast(h, tf.float32), axis=1))
         for variable, gradient in zip(variables, tape.gradient(loss, variables)):
-            variable.assign_sub(1e-3 * gradient)
+            variable.assign_sub(HAND_LEARNING_RATE * gradient)
 
     for _ in range(WARMUP_STEPS):
         step(x)

@@ -11,8 +11,8 @@ outside XLA. `FusedAdam` computes the same update,
 with TensorFlow's one-pass `ResourceApplyAdam` kernel. Its variables are
 Adam's (a momentum and a velocity per weight, made by the same public
 `add_optimizer_variables` call in the same order), so backups load either way.
-On the dictionaries it takes 2.1 ms off a 13.7 ms float32 step and 2.2 ms off
-an 8.9 ms bf16 step (README, "Speed"). Under a `tf.distribute` strategy each
+On dict-l1 it takes a float32 step from 13.4 to 11.6 ms and a bf16 one from
+8.2 to 6.4 ms (`python -m benchmarks.speed --step-times`; README, "Speed"). Under a `tf.distribute` strategy each
 replica updates its own copy of a variable, which the fused kernel cannot
 reach through the public API: `make_optimizer` then returns Keras' Adam.
 """
