@@ -228,10 +228,10 @@ def step_times_table(names, data_path, batches=STEP_TIME_BATCHES):
                 initialize = models.get_family(config.model).data_initializer
                 if initialize is not None:
                     initialize(model, x)
-                model.compile(optimizer=optimizer(config.learning_rate),
-                              loss=objective.reconstruction_loss(model),
-                              metrics=objective.reconstruction_metrics(), jit_compile=False,
-                              steps_per_execution=config.steps_per_execution)
+                objective.compile_model(model, learning_rate=config.learning_rate,
+                                        jit_compile=False,
+                                        steps_per_execution=config.steps_per_execution,
+                                        optimizer=optimizer)
                 cells.append(f"{_step_ms(model, dataset, batches):.2f}")
             print(f"| {name} | {policy} | {' | '.join(cells)} |", flush=True)
     for name in names or STEP_TIME_MODELS:

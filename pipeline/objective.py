@@ -39,11 +39,13 @@ def reconstruction_loss(model):
     return "binary_crossentropy" if last == "sigmoid" else "mean_squared_error"
 
 
-def compile_model(model, *, learning_rate, jit_compile, steps_per_execution):
+def compile_model(model, *, learning_rate, jit_compile, steps_per_execution, optimizer=None):
     """Compiles `model` with the objective, Adam (`pipeline.optimizers`) and the
-    reconstruction metrics."""
+    reconstruction metrics; `optimizer`, a Keras optimizer class taking the
+    learning rate, replaces Adam (the speed benchmark compares them)."""
     model.compile(
-        optimizer=optimizers.make_optimizer(learning_rate),
+        optimizer=(optimizer(learning_rate) if optimizer is not None
+                   else optimizers.make_optimizer(learning_rate)),
         loss=reconstruction_loss(model),
         # The loss includes the penalties; these are reconstruction only.
         metrics=reconstruction_metrics(),
