@@ -1,5 +1,6 @@
 import keras
 import pytest
+import tensorflow as tf
 
 import train
 from benchmarks import speed
@@ -74,4 +75,14 @@ def test_step_times_print_a_row_per_precision_and_the_hand_written_step(tiny_mni
     rows = [line.split(" | ") for line in lines if line.startswith("| dict-l1 |")]
     assert [row[1] for row in rows] == ["float32", "mixed_bfloat16"]
     assert all(float(cell.strip(" |")) > 0 for row in rows for cell in row[2:])
-    assert any(line.startswith("dict-l1's size by hand") for line in lines)
+    hand = [line for line in lines if line.startswith("dict-l1's size by hand")]
+    assert len(hand) == 1 and speed.HAND_SGD in hand[0] and speed.HAND_ADAM in hand[0]
+
+
+def test_hand_written_step_times_both_optimizers_and_refuses_others():
+    from benchmarks import speed
+
+    for optimizer in (speed.HAND_SGD, speed.HAND_ADAM):
+        assert speed.hand_written_step_ms(8, 4, tf.float32, 1e-3, optimizer, repeats=16) > 0
+    with pytest.raises(ValueError, match="Received: optimizer='adagrad'"):
+        speed.hand_written_step_ms(8, 4, tf.float32, 1e-3, "adagrad")
