@@ -251,8 +251,10 @@ def test_calibrate_thresholds_of_a_mixed_bfloat16_dictionary():
     from pipeline import precision
 
     with precision.policy_scope(precision.MIXED_BFLOAT16):
+        # Seeded: bf16 pre-activations tie, and how many tie at the threshold
+        # depends on the weights (an unseeded build kept 4 units too few once).
         model = models.build_dictionary_autoencoder(
-            (28, 28, 1), 24, code_activation=models.BatchTopK(2))
+            (28, 28, 1), 24, code_activation=models.BatchTopK(2), seed=0)
     images = np.random.default_rng(0).uniform(size=(50, 28, 28, 1)).astype("float32")
     assert len(models.calibrate_thresholds(model, images)) == 1
     codes = np.asarray(model.get_layer(models.ENCODER)(images, training=False), "float32")
