@@ -126,12 +126,19 @@ def throughput(config, timed_images=TIMED_IMAGES, strategy=None):
     warmup = max(WARMUP_STEPS, 2 * config.steps_per_execution)
     model.fit(dataset, steps_per_epoch=warmup, epochs=1, verbose=0)
     steps = timed_images // config.batch_size
-    best = float("inf")
-    for _ in range(TIMED_REPEATS):
-        start = time.perf_counter()
-        model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
-        best = min(best, time.perf_counter() - start)
+    best = _best_seconds(
+        lambda: model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0), TIMED_REPEATS)
     return steps * config.batch_size / best, model
+
+
+def _best_seconds(run, repeats):
+    """The shortest wall time, in seconds, of `repeats` calls of `run()`."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def timed_training(config, data_path, *callbacks):
@@ -173,11 +180,7 @@ def precision_table(names, data_path, epochs=PRECISION_EPOCHS):
 def _step_ms(model, dataset, batches):
     """The best of STEP_TIME_REPEATS epochs over `dataset`, in ms per batch."""
     model.fit(dataset, epochs=1, verbose=0)  # compiles
-    best = float("inf")
-    for _ in range(STEP_TIME_REPEATS):
-        start = time.perf_counter()
-        model.fit(dataset, epochs=1, verbose=0)
-        best = min(best, time.perf_counter() - start)
+    best = _best_seconds(lambda: model.fit(dataset, epochs=1, verbose=0), STEP_TIME_REPEATS)
     return 1000 * best / batches
 
 
@@ -231,13 +234,12 @@ def hand_written_step_ms(units, batch, dtype, l1, optimizer=HAND_SGD, repeats=HA
     calls = max(1, repeats // HAND_STEPS_PER_CALL)
     for _ in range(max(1, WARMUP_STEPS // HAND_STEPS_PER_CALL)):
         steps(x)
-    best = float("inf")
-    for _ in range(STEP_TIME_REPEATS):
-        start = time.perf_counter()
+
+    def timed():
         for _ in range(calls):
             steps(x)
-        best = min(best, time.perf_counter() - start)
-    return 1000 * best / (calls * HAND_STEPS_PER_CALL)
+
+    return 1000 * _best_seconds(timed, STEP_TIME_REPEATS) / (calls * HAND_STEPS_PER_CALL)
 
 
 def step_times_table(names, data_path, batches=STEP_TIME_BATCHES):
