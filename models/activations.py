@@ -208,11 +208,18 @@ class BatchTopK(_CodeActivation):
     def calibrate(self, inputs):
         """Sets the inference threshold from the pre-activations of N examples.
 
-        t = the (k * N)-th largest of the N examples' values (at least 0 when
-        `positive`), so that inference keeps k units per example on average
-        over them, as training does per batch. The running average of the
-        batch thresholds lags the last epochs and keeps fewer (6% under k on
-        the zoo's dictionary); a calibration pass after training removes that.
+        Inference keeps z > t. t is chosen among the N examples' own values so
+        that the number of values above it is the closest to k * N that any
+        threshold can give: with v the (k*N)-th largest value, either
+        t = v (keeps those > v) or t = the largest value below v (keeps those
+        >= v), whichever count is nearer k * N (at least 0 when `positive`).
+        With distinct values that is exactly k * N; values that tie at v (as
+        bfloat16 codes do) are kept or dropped together. Pass the values in
+        the dtype inference computes them in (a bfloat16 code: bfloat16
+        values), so that t is one of the values inference compares with. The
+        running average of the batch thresholds lags the last epochs and keeps
+        fewer (6% under k on the zoo's dictionary); calibrating after training
+        removes that.
 
         Args:
             inputs: the layer's inputs for N examples, shape (N, ...).
@@ -222,9 +229,15 @@ class BatchTopK(_CodeActivation):
         """
         if not self.built:
             self.build(tuple(np.shape(inputs)))
-        values = np.asarray(ops.convert_to_numpy(inputs), dtype="float32").reshape(-1)
-        kept = self.k * int(np.shape(inputs)[0])
-        threshold = float(np.partition(values, values.size - kept)[values.size - kept])
+        values = np.asarray(ops.convert_to_numpy(ops.cast(inputs, "float32"))).reshape(-1)
+        wanted = self.k * int(np.shape(inputs)[0])
+        kth = float(np.partition(values, values.size - wanted)[values.size - wanted])
+        above = int(np.count_nonzero(values > kth))
+        at_or_above = int(np.count_nonzero(values >= kth))
+        below = values[values < kth]
+        threshold = kth
+        if below.size and at_or_above - wanted < wanted - above:
+            threshold = float(below.max())
         if self.positive:
             threshold = max(threshold, 0.0)
         self.threshold.assign(threshold)

@@ -43,8 +43,18 @@ class CodeDense(keras.layers.Dense):
         return hasattr(self.code_activation_layer, "calibrate")
 
     def calibrate(self, inputs):
-        """Calibrates the code activation on the pre-activations of `inputs`."""
-        return self.code_activation_layer.calibrate(super().call(inputs))
+        """Calibrates the code activation on the pre-activations of `inputs`.
+
+        The pre-activations are computed as `call` computes them, in the
+        layer's compute dtype (`Dense.call` outside `__call__` would use the
+        float32 weights, and a mixed_bfloat16 code would be calibrated on other
+        values than it is thresholded on).
+        """
+        dtype = self.compute_dtype
+        pre = ops.matmul(ops.cast(inputs, dtype), ops.cast(self.kernel, dtype))
+        if self.use_bias:
+            pre = ops.add(pre, ops.cast(self.bias, dtype))
+        return self.code_activation_layer.calibrate(pre)
 
     def build(self, input_shape):
         super().build(input_shape)

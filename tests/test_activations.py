@@ -109,11 +109,28 @@ def test_batchtopk_calibration_keeps_k_per_example_on_the_calibration_set():
     layer = BatchTopK(3, positive=False)
     layer(z[:16], training=True)  # a running threshold from one batch
     threshold = layer.calibrate(z)
-    assert threshold == pytest.approx(np.sort(z.ravel())[-3 * 200])
+    # Distinct values: ">" the (k*N+1)-th largest keeps exactly k*N.
+    assert threshold == pytest.approx(np.sort(z.ravel())[-3 * 200 - 1])
     assert float(layer.threshold) == pytest.approx(threshold)
     kept = np.asarray(layer(z, training=False)) != 0
-    # ">" at inference: the (k*N)-th value itself is dropped.
-    assert kept.sum() == 3 * 200 - 1
+    assert kept.sum() == 3 * 200
+
+
+def test_batchtopk_calibration_with_ties_keeps_the_count_nearest_k():
+    """Tied values (bfloat16 codes) are kept or dropped together: the nearer count wins."""
+    # 4 examples x 3 units, k = 2: 8 wanted; 5 values > 0.5, 6 tie at 0.5.
+    z = np.array([[0.9, 0.5, 0.1], [0.8, 0.5, 0.5], [0.7, 0.5, 0.6],
+                  [0.95, 0.5, 0.5]], "float32")
+    layer = BatchTopK(2, positive=False)
+    # ">= 0.5" keeps 11 (3 too many), "> 0.5" keeps 5 (3 too few): a tie, the
+    # smaller count is kept; with k = 3 (12 wanted) ">= 0.5" (11) is nearer.
+    assert layer.calibrate(z) == pytest.approx(0.5)
+    assert (np.asarray(layer(z, training=False)) != 0).sum() == 5
+    layer = BatchTopK(3, positive=False)
+    assert layer.calibrate(z) == pytest.approx(0.1)
+    assert (np.asarray(layer(z, training=False)) != 0).sum() == 11
+def test_batchtopk_calibration_refuses_k_above_the_units_and_stays_positive():
+    z = scores(batch=200, units=40)
     # positive=True never sets a negative threshold.
     assert BatchTopK(39).calibrate(z - 10.0) == 0.0
     with pytest.raises(ValueError, match="Expected `k` <= the 2 code units"):
