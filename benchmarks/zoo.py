@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pipeline import data as data_lib
 from pipeline import evaluation
 from pipeline import manifest
 
@@ -57,18 +58,25 @@ def train_command(name, data, out, logroot):
     return command + (["--data", str(data)] if data else [])
 
 
-def alpha_k_probe(report):
-    """ " (96: 97.10%)": the probe of a TopK model's codes with 3k units kept, if measured."""
-    for key, value in report.items():
-        if key.startswith("probe_accuracy_topk_"):
-            return f" ({key.rsplit('_', 1)[1]} kept: {100 * value:.2f}%)"
-    return ""
+def probe_cell(report):
+    """ "98.32% / 98.35%": the logistic-regression and linear-SVM probes, if measured."""
+    cells = [f"{100 * report[key]:.2f}%" if key in report else "-"
+             for key in ("probe_accuracy", "probe_svm_accuracy")]
+    return " / ".join(cells)
 
 
-def table(rows, out):
-    """The results as a Markdown table."""
+def pixel_row(data_path):
+    """The table row of the raw pixels under the same probes (the baseline)."""
+    mnist = data_lib.load_mnist(data_path)
+    report = evaluation.probe_report(mnist.x_train, mnist.y_train, mnist.x_test, mnist.y_test)
+    return ("| raw pixels | - | - | - | 0 | 0 | 784 / 784 | - | - "
+            f"| {probe_cell(report)} | 0 | - | - | - | - |")
+
+
+def table(rows, out, pixels=None):
+    """The results as a Markdown table (`pixels`: the raw-pixel row, last)."""
     header = ("| model | test BCE | target | peer BCE | MSE | FVU | L0 (± sd) / units | dead % | mean act (rho) "
-              "| probe acc | params | s/epoch | epochs | peak MB | meets target |")
+              "| probe LR / SVM | params | s/epoch | epochs | peak MB | meets target |")
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for name, run, report in rows:
         entry = manifest.ZOO[name]
@@ -81,12 +89,12 @@ def table(rows, out):
             f"| {report['mse']:.4f} | {1 - report['explained_variance']:.3f} "
             f"| {report['code_l0']:.1f}{spread} / {report['code_num_units']} "
             f"| {100 * report['code_dead_fraction']:.1f} | {report['code_mean_activation']:.4f}{rho} "
-            f"| {100 * report.get('probe_accuracy', float('nan')):.2f}%{alpha_k_probe(report)} "
+            f"| {probe_cell(report)} "
             f"| {report['parameters']:,} "
             f"| {run['seconds_per_epoch']:.1f} | {run['epochs_completed']} "
             f"| {run['peak_memory_mb']:.0f} | {manifest.verdict(name, report, peer)} |"
         )
-    return "\n".join(lines)
+    return "\n".join(lines + ([pixels] if pixels else []))
 
 
 def main(argv=None):
@@ -122,7 +130,7 @@ def main(argv=None):
         rows.append((name, run, report))
     print(f"\nMachine: {platform.machine()}, {len(os.sched_getaffinity(0))} cores, Python {platform.python_version()}, "
           f"TensorFlow {rows[0][1]['versions']['tensorflow']}, Keras {rows[0][1]['versions']['keras']}")
-    print(table(rows, out))
+    print(table(rows, out, pixel_row(args.data)))
     return rows
 
 

@@ -18,6 +18,7 @@ from pipeline import data
 from pipeline import export
 from pipeline import metrics
 from pipeline import plots
+from pipeline import probe as probe_lib
 
 DEFAULT_MODELS_DIR = "saved_models"
 PREDICT_BATCH_SIZE = 1024
@@ -27,9 +28,6 @@ MAX_DICTIONARY_TILES = 256
 # The report also holds the metrics of the first VERIFY_IMAGES test images, so
 # that a copy of the model can be checked quickly against it.
 VERIFY_IMAGES = 1000
-# TopK dictionaries are also probed with this many times k units kept (the
-# k-sparse autoencoder's encoding; Makhzani & Frey 2014 use 3).
-ALPHA_K_MULTIPLIER = 3
 
 
 def resolve_model_path(model, models_dir=DEFAULT_MODELS_DIR):
@@ -86,23 +84,6 @@ def dictionary_atoms(model, image_shape, max_tiles=MAX_DICTIONARY_TILES):
     return rows.reshape(shape), columns[:max_tiles].reshape(shape)
 
 
-def topk_codes(model, x, k):
-    """A dictionary's TopK codes of images `x` with k units kept (NumPy), or None.
-
-    The k-sparse autoencoder's "alpha k" encoding (Makhzani & Frey 2014):
-    relu of the k largest pre-activations of each example, whatever k the
-    model was trained with. None for models without a TopK dictionary code.
-    """
-    encoder = model.get_layer(models.ENCODER)
-    code = encoder.get_layer(models.CODE_LAYER)
-    if not isinstance(getattr(code, "code_activation_layer", None), models.TopK):
-        return None
-    pre = encoder.get_layer("pre_bias")(np.asarray(x).reshape(len(x), -1))
-    pre = np.asarray(pre) @ np.asarray(code.kernel) + np.asarray(code.bias)
-    kth = -np.partition(-pre, k - 1, axis=1)[:, k - 1 : k]
-    return np.where(pre >= kth, np.maximum(pre, 0), 0).astype("float32")
-
-
 def compute_metrics(model, mnist, *, threshold=metrics.ACTIVE_THRESHOLD, probe=True):
     """All test-set metrics of `model`; also returns the arrays for the pictures."""
     encoder, decoder = model.get_layer(models.ENCODER), model.get_layer(models.DECODER)
@@ -127,19 +108,21 @@ def compute_metrics(model, mnist, *, threshold=metrics.ACTIVE_THRESHOLD, probe=T
         report["kl_to_rho"] = metrics.kl_to_rho(codes, rho)
     if probe:
         train_codes = encoder.predict(mnist.x_train, batch_size=PREDICT_BATCH_SIZE, verbose=0)
-        report["probe_accuracy"] = metrics.linear_probe_accuracy(
-            train_codes, mnist.y_train, codes, mnist.y_test,
-            num_classes=data.NUM_CLASSES, seed=PROBE_SEED,
-        )
-        layer = getattr(encoder.get_layer(models.CODE_LAYER), "code_activation_layer", None)
-        if isinstance(layer, models.TopK):
-            k = round(ALPHA_K_MULTIPLIER * layer.k)
-            report[f"probe_accuracy_topk_{k}"] = metrics.linear_probe_accuracy(
-                topk_codes(model, mnist.x_train, k), mnist.y_train,
-                topk_codes(model, mnist.x_test, k), mnist.y_test,
-                num_classes=data.NUM_CLASSES, seed=PROBE_SEED,
-            )
+        report.update(probe_report(train_codes, mnist.y_train, codes, mnist.y_test))
     return report, codes, x_hat
+
+
+def probe_report(train_codes, y_train, test_codes, y_test):
+    """The report's probe entries: "probe" (pipeline.probe's results) and, when
+    it ran, "probe_accuracy" (the logistic regression's test accuracy, the
+    zoo's probe) and "probe_svm_accuracy"."""
+    results = probe_lib.probe_codes(train_codes, y_train, test_codes, y_test, seed=PROBE_SEED)
+    entries = {"probe": results}
+    if probe_lib.LOGISTIC in results:
+        entries["probe_accuracy"] = results[probe_lib.LOGISTIC]["accuracy"]
+    if probe_lib.SVM in results:
+        entries["probe_svm_accuracy"] = results[probe_lib.SVM]["accuracy"]
+    return entries
 
 
 def verify_subset_metrics(model, mnist, *, threshold=metrics.ACTIVE_THRESHOLD):

@@ -5,7 +5,6 @@ every element of one example's code counting as one unit (for a conv code
 (N, H, W, C), that is H * W * C units).
 """
 
-import keras
 import numpy as np
 
 from regularizers import KL_RHO_HAT_EPSILON
@@ -16,10 +15,6 @@ ACTIVE_THRESHOLD = 1e-2
 BCE_EPSILON = 1e-7
 # Pixels are in [0, 1], so the peak signal of PSNR is 1.
 PSNR_PEAK = 1.0
-# The linear probe: softmax regression on frozen codes.
-PROBE_EPOCHS = 30
-PROBE_BATCH_SIZE = 256
-PROBE_LEARNING_RATE = 1e-2
 
 
 def _flat(a):
@@ -84,32 +79,3 @@ def kl_to_rho(h, rho):
     q = h.reshape(-1, h.shape[-1]).mean(axis=0)
     q = np.clip(q, KL_RHO_HAT_EPSILON, 1 - KL_RHO_HAT_EPSILON)
     return float(np.sum(rho * np.log(rho / q) + (1 - rho) * np.log((1 - rho) / (1 - q))))
-
-
-def linear_probe_accuracy(train_codes, y_train, test_codes, y_test, *, num_classes, seed):
-    """Test accuracy of softmax regression trained on frozen training codes.
-
-    Codes are standardised with the training codes' mean and std first.
-    """
-    train_codes, test_codes = _flat(train_codes), _flat(test_codes)
-    mean, std = train_codes.mean(axis=0), train_codes.std(axis=0) + BCE_EPSILON
-    keras.utils.set_random_seed(seed)
-    probe = keras.Sequential(
-        [keras.Input((train_codes.shape[1],)), keras.layers.Dense(num_classes, "softmax")]
-    )
-    probe.compile(
-        keras.optimizers.Adam(PROBE_LEARNING_RATE),
-        "sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    probe.fit(
-        ((train_codes - mean) / std).astype("float32"),
-        y_train,
-        batch_size=PROBE_BATCH_SIZE,
-        epochs=PROBE_EPOCHS,
-        verbose=0,
-    )
-    _, accuracy = probe.evaluate(
-        ((test_codes - mean) / std).astype("float32"), y_test, verbose=0
-    )
-    return float(accuracy)

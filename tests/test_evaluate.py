@@ -8,7 +8,7 @@ import evaluate as evaluate_cli
 from pipeline import evaluation as evaluate
 import models
 from regularizers import KLSparsity
-from pipeline import data as datasets, metrics
+from pipeline import data as datasets, metrics, probe
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -42,7 +42,15 @@ def test_metrics_match_numpy_on_a_tiny_model(saved_kl_model, tiny_mnist, tmp_pat
     q = codes.mean(axis=0)
     kl = np.sum(0.1 * np.log(0.1 / q) + 0.9 * np.log(0.9 / (1 - q)))
     assert report["rho"] == 0.1 and report["kl_to_rho"] == pytest.approx(kl, rel=1e-4)
-    assert 0 <= report["probe_accuracy"] <= 1
+    # The papers' probe on the codes as they are (pipeline.probe), LR and SVM.
+    train_codes = model.get_layer("encoder").predict(datasets.load_mnist(tiny_mnist).x_train,
+                                                     verbose=0)
+    expected = probe.probe_codes(train_codes, datasets.load_mnist(tiny_mnist).y_train,
+                                 codes, datasets.load_mnist(tiny_mnist).y_test, seed=0)
+    assert report["probe_accuracy"] == pytest.approx(expected[probe.LOGISTIC]["accuracy"])
+    assert report["probe_svm_accuracy"] == pytest.approx(expected[probe.SVM]["accuracy"])
+    assert {report["probe"][kind]["C"] for kind in (probe.LOGISTIC, probe.SVM)} <= {
+        *probe.C_GRIDS[probe.LOGISTIC], *probe.C_GRIDS[probe.SVM]}
     assert report["test_images"] == len(x)
     saved = json.loads((tmp_path / "report" / "tiny-kl.eval.json").read_text())
     assert saved["bce"] == report["bce"]
@@ -56,6 +64,9 @@ def test_model_found_by_name_and_report_beside_it(saved_kl_model, tiny_mnist):
     assert evaluate.resolve_model_path("tiny-kl", models_dir=path.parent) == path
     report = evaluate.evaluate(path, data_path=tiny_mnist, probe=False)
     assert "probe_accuracy" not in report
+    # Too few training codes for a held-out split: a probe skipped with the reason.
+    report = evaluate.evaluate(path, data_path=tiny_mnist, limit=6, out=path.parent / "few")
+    assert "at least 10" in report["probe"]["skipped"] and "probe_accuracy" not in report
     assert (path.parent / "tiny-kl.eval.json").is_file()
     assert (path.parent / "tiny-kl.features.png").is_file()
 
@@ -180,13 +191,3 @@ def test_bad_models_and_options_are_one_line_and_write_nothing(saved_kl_model, t
     assert info.value.code.startswith("evaluate.py: error: "), info.value.code
     assert message in info.value.code and len(info.value.code.splitlines()) == 1
     assert not (tmp_path / "report").exists() or not any((tmp_path / "report").glob("*.json"))
-
-
-def test_topk_codes_match_the_layer_and_widen_with_k():
-    keras.utils.set_random_seed(0)
-    model = models.build_dictionary_autoencoder((4, 4, 1), 20, code_activation=models.TopK(3))
-    x = np.random.default_rng(0).random((6, 4, 4, 1)).astype("float32")
-    np.testing.assert_allclose(evaluate.topk_codes(model, x, 3),
-                               model.get_layer("encoder").predict(x, verbose=0), atol=1e-5)
-    assert ((evaluate.topk_codes(model, x, 9) > 0).sum(axis=1) <= 9).all()
-    assert evaluate.topk_codes(models.build_dictionary_autoencoder((4, 4, 1), 20), x, 3) is None

@@ -47,18 +47,3 @@ def test_kl_to_rho_pools_all_axes_but_the_last():
     one = rho * math.log(rho / 0.25) + (1 - rho) * math.log((1 - rho) / 0.75)
     assert metrics.kl_to_rho(h, rho) == pytest.approx(2 * one)
     assert metrics.kl_to_rho(np.full((5, 3), rho), rho) == pytest.approx(0.0, abs=1e-12)
-
-
-def test_linear_probe_learns_separable_codes():
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 3, 300)
-    codes = np.eye(3)[y] * 2 + rng.normal(0, 0.1, (300, 3))
-    accuracy = metrics.linear_probe_accuracy(
-        codes[:200], y[:200], codes[200:], y[200:], num_classes=3, seed=0
-    )
-    assert accuracy > 0.95
-    chance = metrics.linear_probe_accuracy(
-        rng.normal(size=(200, 3)), y[:200], rng.normal(size=(100, 3)), y[200:],
-        num_classes=3, seed=0,
-    )
-    assert chance < 0.6
