@@ -180,8 +180,9 @@ def encoder_gradients(encoder, x, top, positions, channels):
         with tf.GradientTape() as tape:
             tape.watch(batch)
             codes = tf.reshape(encoder(batch, training=False), (len(inputs[chunk]), -1))
-            picked = tf.gather(codes, flat[chunk][:, None], batch_dims=1)
-        gradient = tape.gradient(tf.reduce_sum(tf.cast(picked, "float32")), batch)
+            picked = tf.reduce_sum(tf.cast(tf.gather(codes, flat[chunk][:, None], batch_dims=1),
+                                           "float32"))
+        gradient = tape.gradient(picked, batch)
         np.add.at(total, latents[chunk], np.asarray(gradient, "float64"))
     counts = np.maximum(np.bincount(latents, minlength=len(top)), 1)
     return (total / counts.reshape(-1, *[1] * (total.ndim - 1))).astype("float32")
@@ -451,6 +452,10 @@ def build_browser(model, x, out, *, labels=None, num_classes=None, name=None,
     x_hat = model.get_layer(models.DECODER).predict(
         codes, batch_size=evaluation.PREDICT_BATCH_SIZE, verbose=0)
     acts, positions = latent_activations(codes)
+    if not (np.isfinite(acts).all() and np.isfinite(x_hat).all()):
+        raise ValueError(
+            f"Expected finite codes and reconstructions from the model. Received: NaN or "
+            f"inf for model='{name or model.name}' (non-finite weights?); no browser written")
     records_ = latent_records(acts, positions, threshold, top_k, labels, num_classes)
     tops = [[e[0] for e in entries] for entries in records_["top"]]
     (decoder_dirs, encoder_dirs), kinds = directions(model, x, np.asarray(codes), tops, positions)
