@@ -234,3 +234,85 @@ def test_non_finite_weights_are_one_line(tmp_path):
     with pytest.raises(ValueError, match="Expected finite codes") as info:
         browser.build_browser(model, tiny_inputs(), tmp_path / "n.browser", top_k=2)
     assert len(str(info.value).splitlines()) == 1 and not any(tmp_path.iterdir())
+
+
+# === In a real browser ===
+
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
+PAGE_TIMEOUT_S = 30
+
+
+@pytest.fixture
+def chromium():
+    """A headless Chromium driven by Selenium, logging the page's console."""
+    webdriver = pytest.importorskip(
+        "selenium.webdriver", reason="selenium is not installed (pip install -e '.[dev]')")
+    binary = next(filter(None, map(shutil.which, CHROMIUM_NAMES)), None)
+    driver_path = shutil.which("chromedriver")
+    if binary is None or driver_path is None:
+        pytest.skip("no Chromium or chromedriver on PATH "
+                    "(apt-get install chromium chromium-driver; .ci/run does)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--disable-dev-shm-usage", "--window-size=1400,1000"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=webdriver.ChromeService(driver_path), options=options)
+    driver.set_page_load_timeout(PAGE_TIMEOUT_S)
+    yield driver
+    driver.quit()
+
+
+@pytest.mark.slow
+def test_the_page_in_chromium(chromium, tiny_mnist, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    keras.utils.set_random_seed(0)
+    mnist = datasets.load_mnist(tiny_mnist)
+    model = models.build_dictionary_autoencoder((28, 28, 1), 24, code_activation=models.TopK(4))
+    models.get_family("dictionary").data_initializer(model, mnist.x_train)
+    model.compile("adam", "mse")
+    model.fit(mnist.x_train, mnist.x_train, epochs=3, batch_size=32, verbose=0)
+    path = tmp_path / "tiny.keras"
+    model.save(path)
+    evaluate_cli.main([str(path), "--browser", "--data", str(tiny_mnist), "--top-k", "6"])
+    folder = tmp_path / "tiny.browser"
+    acts = np.asarray(model.get_layer("encoder")(mnist.x_test))
+
+    chromium.get((folder / "index.html").as_uri())
+    rows = chromium.find_elements(By.CSS_SELECTOR, "#latents tbody tr")
+    assert len(rows) == 24
+
+    def order():
+        return [int(r.get_attribute("data-latent"))
+                for r in chromium.find_elements(By.CSS_SELECTOR, "#latents tbody tr")]
+
+    assert order() == list(range(24))
+    chromium.find_element(By.CSS_SELECTOR, "th[data-key=density]").click()
+    density = (acts > THRESHOLD).mean(axis=0)
+    by_density = order()
+    assert by_density != list(range(24))
+    assert np.all(np.diff(density[by_density]) <= 1e-6)  # largest first
+
+    j = int(np.argmax((acts > THRESHOLD).sum(axis=0)))  # the latent with the most top inputs
+    row = chromium.find_element(By.CSS_SELECTOR, f"#latents tbody tr[data-latent='{j}']")
+    chromium.execute_script("arguments[0].scrollIntoView({block: 'center'})", row)
+    row.click()
+    WebDriverWait(chromium, PAGE_TIMEOUT_S).until(
+        lambda d: d.find_element(By.ID, "latent-view").is_displayed())
+    assert chromium.find_element(By.ID, "latent-title").text.startswith(f"Latent {j}")
+    shown = chromium.find_elements(By.CSS_SELECTOR, "#top-examples .example")
+    expected = [n for n in np.argsort(-acts[:, j], kind="stable")[:6] if acts[n, j] > THRESHOLD]
+    assert len(expected) >= 2
+    assert [int(e.get_attribute("data-input")) for e in shown] == expected
+    values = [float(e.find_element(By.CSS_SELECTOR, ".value").text) for e in shown]
+    np.testing.assert_allclose(values, acts[expected, j], rtol=1e-3)  # 4 digits shown
+    loaded = chromium.execute_async_script(  # the sprite sheet the tiles show
+        "const done = arguments[0]; const image = new Image();"
+        "image.onload = () => done(image.naturalWidth); image.onerror = () => done(0);"
+        "image.src = 'inputs.png';")
+    assert loaded > 0
+    errors = [entry for entry in chromium.get_log("browser") if entry["level"] == "SEVERE"]
+    assert errors == []
