@@ -9,6 +9,7 @@
   const TILE_SCALE = 2;            // input tiles: pixels per data pixel
   const DIRECTION_SCALE = 5;       // decoder/encoder rows in the latent view
   const THUMB_SCALE = 1;           // decoder thumbnails in the table
+  const CARD_OPEN_ROWS = 20;       // longer sections of the model card start closed
   const slotOf = new Map(D.used_inputs.map((n, slot) => [n, slot]));
 
   function el(tag, attrs, ...children) {
@@ -72,8 +73,10 @@
     for (const [title, entries] of D.card) {
       const rows = Object.entries(entries).map(([key, value]) =>
         el("tr", {}, el("td", { text: key }), el("td", { text: fmt(value, 5) })));
-      $("card").append(el("div", { class: "card-section" }, el("h3", { text: title }),
-        el("table", {}, el("tbody", {}, ...rows))));
+      const section = el("details", { class: "card-section" }, el("summary", {},
+        el("h3", { text: title })), el("table", {}, el("tbody", {}, ...rows)));
+      section.open = rows.length <= CARD_OPEN_ROWS;  // a long training record starts closed
+      $("card").append(section);
     }
     for (const key of ["reconstructions", "feature_density"]) {
       if (D.pictures[key]) {
@@ -211,7 +214,8 @@
   }
 
   // A bar chart as inline SVG: counts, with labels under the first and last bar.
-  function bars(counts, labels, title, width = 360, height = 110) {
+  // `ends`: the texts under the first and last bar when there are too many bars to label.
+  function bars(counts, labels, title, width = 360, ends = null, height = 110) {
     const svgNS = "http://www.w3.org/2000/svg";
     const svg = document.createElementNS(svgNS, "svg");
     svg.setAttribute("width", width);
@@ -232,10 +236,12 @@
       svg.append(rect);
       if (labels.length <= 12 || i === 0 || i === counts.length - 1) {
         const text = document.createElementNS(svgNS, "text");
-        text.setAttribute("x", i * barWidth + barWidth / 2);
+        const dense = labels.length > 12;  // only the end labels: keep them inside the chart
+        const anchor = !dense ? "middle" : i === 0 ? "start" : "end";
+        text.setAttribute("x", !dense ? (i + 0.5) * barWidth : i === 0 ? 0 : width);
         text.setAttribute("y", height + 12);
-        text.setAttribute("text-anchor", "middle");
-        text.textContent = labels[i];
+        text.setAttribute("text-anchor", anchor);
+        text.textContent = dense && ends ? ends[i === 0 ? 0 : 1] : labels[i];
         svg.append(text);
       }
     });
@@ -262,8 +268,10 @@
     const next = j + 1 < D.latents ? el("a", { href: `#latent=${j + 1}`, class: "nav-latent", text: "next →" }) : null;
     view.append(el("h2", { id: "latent-title" }, `Latent ${j}`, previous, next), stats);
     const [low, high, counts] = L.histogram[j];
-    const edges = counts.map((_, i) => fmt(low + (i + 0.5) * (high - low) / counts.length, 2));
-    const charts = [bars(counts, edges, `activations where it fires (> ${D.threshold})`)];
+    const edge = (i) => fmt(low + i * (high - low) / counts.length, 3);
+    const ranges = counts.map((_, i) => `${edge(i)}–${edge(i + 1)}`);
+    const charts = [bars(counts, ranges, `activations where it fires (> ${D.threshold})`, 360,
+      [fmt(low, 3), fmt(high, 3)])];
     if (D.labels) {
       charts.push(bars(L.label_counts[j], L.label_counts[j].map((_, c) => c),
         `labels of its top ${L.top[j].length} activations`, 240));
