@@ -30,7 +30,8 @@ def parse_args(argv=None):
                         help=f"MNIST .npz (default: ${table['data_env_var']}, else download)")
     parser.add_argument("--limit", type=int, default=None,
                         help="use only the first N (>= 2) training and test images")
-    parser.add_argument("--out", default=None, help="folder of the report or the browser (default: the model's)")
+    parser.add_argument("--out", default=None,
+                        help="folder of the report or the browser (default: the model's)")
     parser.add_argument("--active-threshold", type=float, default=table["active_threshold"],
                         help="a code unit is active above this (a finite number > 0)")
     parser.add_argument("--no-probe", action="store_true", help="skip the linear probe")

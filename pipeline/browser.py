@@ -193,9 +193,8 @@ def directions(model, x, codes, top, positions):
     atoms = evaluation.dictionary_atoms(model, x.shape[1:], max_tiles=None)
     if atoms is not None:
         return atoms, ("decoder row", "encoder row")
-    decoder_dirs, _ = evaluation.decoder_features(
-        model.get_layer(models.DECODER), codes, max_tiles=codes.shape[-1]
-        if codes.ndim > 2 else codes.shape[1])
+    decoder_dirs, _ = evaluation.decoder_features(  # one per channel of a code map
+        model.get_layer(models.DECODER), codes, max_tiles=codes.shape[-1])
     encoder_dirs = encoder_gradients(model.get_layer(models.ENCODER), x, top, positions,
                                      codes.shape[-1])
     return (decoder_dirs, encoder_dirs), (
@@ -251,12 +250,12 @@ def signed_colours(directions):
     return scaled, scales
 
 
-def input_pixels(x):
-    """Inputs in [0, 1] for display: as they are if already in [0, 1], else min-max scaled."""
+def display_range(x):
+    """(low, high) of the inputs' display scale: [0, 1] if they lie in it, else their range."""
     low, high = float(x.min()), float(x.max())
     if low >= 0 and high <= 1:
-        return x
-    return (x - low) / max(high - low, NORM_EPSILON)
+        return 0.0, 1.0
+    return low, max(high, low + NORM_EPSILON)
 
 
 def largest_weights(directions, n=LISTED_WEIGHTS):
@@ -328,7 +327,8 @@ def describe_model(model, code, code_shape):
     if activation is not None:
         config = {k: v for k, v in activation.get_config().items()
                   if k not in ("name", "trainable", "dtype")}
-        activation = f"{type(activation).__name__}({', '.join(f'{k}={v}' for k, v in config.items())})"
+        arguments = ", ".join(f"{k}={v}" for k, v in config.items())
+        activation = f"{type(activation).__name__}({arguments})"
     else:
         activation = getattr(code, "_activation_fn", None) or getattr(code, "activation", None)
         activation = getattr(activation, "__name__", str(activation))
@@ -422,6 +422,68 @@ def _write_pages(folder, page_data, pictures):
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
+def page_data(model, x, *, labels=None, num_classes=None, name=None,
+              threshold=metrics.ACTIVE_THRESHOLD, top_k=TOP_K, records=None):
+    """The page's numbers (JSON-ready) and the arrays its pictures are drawn from."""
+    encoder, code = _encoder_and_code(model, name)
+    codes = encoder.predict(x, batch_size=evaluation.PREDICT_BATCH_SIZE, verbose=0)
+    x_hat = model.get_layer(models.DECODER).predict(
+        codes, batch_size=evaluation.PREDICT_BATCH_SIZE, verbose=0)
+    acts, positions = latent_activations(codes)
+    if not (np.isfinite(acts).all() and np.isfinite(x_hat).all()):
+        raise ValueError(
+            f"Expected finite codes and reconstructions from the model. Received: NaN or "
+            f"inf for model='{name}' (non-finite weights?); no browser written")
+    latent = latent_records(acts, positions, threshold, top_k, labels, num_classes)
+    tops = [[e[0] for e in entries] for entries in latent["top"]]
+    dirs, kinds = directions(model, x, np.asarray(codes), tops, positions)
+    nearest, cosine = nearest_by_cosine(dirs[0])
+    latent["nearest"] = [[[int(i), _round(c)] for i, c in zip(row, cos)]
+                         for row, cos in zip(nearest, cosine)]
+    card = model_card(model, code, codes.shape[1:], records)
+    card.append(["this browser", {
+        "test inputs": len(x), "active threshold": threshold, "top k": top_k,
+        "dead latents": int(np.sum(latent["dead"])),
+        "fvu": _round(1 - metrics.explained_variance(x, x_hat)),
+        "mean latents firing per input": _round((acts > threshold).sum(axis=1).mean())}])
+    image = is_image_shape(x.shape[1:])
+    page = {
+        "format": FORMAT_VERSION, "name": name, "latents": acts.shape[1], "inputs": len(x),
+        "threshold": threshold, "top_k": top_k, "card": card, "kinds": kinds,
+        "code_shape": list(codes.shape[1:]), "conv": positions is not None,
+        "input_shape": list(x.shape[1:]), "image": image, "latent": latent,
+        "labels": None if labels is None else labels.tolist(), "num_classes": num_classes,
+        "used_inputs": _used_inputs(latent) if image else [],
+        "decoder_scale": _rounded(np.abs(dirs[0]).reshape(len(dirs[0]), -1).max(1)),
+        "encoder_scale": _rounded(np.abs(dirs[1]).reshape(len(dirs[1]), -1).max(1)),
+    }
+    if not image:
+        page["decoder_weights"], page["encoder_weights"] = map(largest_weights, dirs)
+    return page, {"x_hat": x_hat, "directions": dirs,
+                  "density_log10": callbacks.feature_density_log10(acts, threshold)}
+
+
+def write_pictures(folder, page, x, arrays):
+    """Writes the PNGs into `folder`; adds their names (and the sprite layouts) to `page`."""
+    pictures = {"feature_density": plots.save_feature_density(
+        arrays["density_log10"], folder / "feature_density.png",
+        callbacks.NEVER_FIRED_LOG10).name}
+    if page["image"]:
+        low, high = display_range(x)
+        shown, x_hat = ((a - low) / (high - low) for a in (x, arrays["x_hat"]))
+        pictures["reconstructions"] = plots.save_reconstructions(
+            shown[:plots.GRID_IMAGES], np.clip(x_hat[:plots.GRID_IMAGES], 0, 1),
+            folder / "reconstructions.png").name
+        used = page["used_inputs"] or [0]  # a sheet even when no latent fires
+        decoder_dirs, encoder_dirs = arrays["directions"]
+        page["sprites"] = {
+            "inputs": write_sprite(shown[used], folder / "inputs.png"),
+            "decoder": write_sprite(signed_colours(decoder_dirs)[0], folder / "decoder.png"),
+            "encoder": write_sprite(signed_colours(encoder_dirs)[0], folder / "encoder.png")}
+        pictures.update({key: sheet["file"] for key, sheet in page["sprites"].items()})
+    page["pictures"] = pictures
+
+
 def build_browser(model, x, out, *, labels=None, num_classes=None, name=None,
                   threshold=metrics.ACTIVE_THRESHOLD, top_k=TOP_K, records=None):
     """Writes the feature browser of `model` on the inputs `x` to the folder `out`.
@@ -436,70 +498,26 @@ def build_browser(model, x, out, *, labels=None, num_classes=None, name=None,
         name: the title (default: the model's name).
         threshold: a latent fires on an input where a_j(n) > threshold.
         top_k: top activating inputs per latent.
-        records: {title: JSON record} shown on the model card (training record, report).
+        records: {title: JSON record} shown on the model card (report, training record).
 
     Returns:
         The folder's Path.
     """
-    out = Path(out)
+    out, name = Path(out), name or model.name
     x = np.asarray(x, dtype="float32")
     _check_options(top_k, threshold, len(x), flag="inputs")
-    encoder, code = _encoder_and_code(model, name or model.name)
     check_target(out)
     labels = None if labels is None else np.asarray(labels).astype(int)
+    if labels is not None and labels.shape != (len(x),):
+        raise ValueError(f"Expected `labels` of shape ({len(x)},), one per input. "
+                         f"Received: labels of shape {labels.shape}")
     num_classes = num_classes or (None if labels is None else int(labels.max()) + 1)
-    codes = encoder.predict(x, batch_size=evaluation.PREDICT_BATCH_SIZE, verbose=0)
-    x_hat = model.get_layer(models.DECODER).predict(
-        codes, batch_size=evaluation.PREDICT_BATCH_SIZE, verbose=0)
-    acts, positions = latent_activations(codes)
-    if not (np.isfinite(acts).all() and np.isfinite(x_hat).all()):
-        raise ValueError(
-            f"Expected finite codes and reconstructions from the model. Received: NaN or "
-            f"inf for model='{name or model.name}' (non-finite weights?); no browser written")
-    records_ = latent_records(acts, positions, threshold, top_k, labels, num_classes)
-    tops = [[e[0] for e in entries] for entries in records_["top"]]
-    (decoder_dirs, encoder_dirs), kinds = directions(model, x, np.asarray(codes), tops, positions)
-    nearest, cosine = nearest_by_cosine(decoder_dirs)
-    records_["nearest"] = [[[int(i), _round(c)] for i, c in zip(row, cos)]
-                           for row, cos in zip(nearest, cosine)]
-    card = model_card(model, code, codes.shape[1:], records)
-    card.append(["this browser", {
-        "test inputs": len(x), "active threshold": threshold, "top k": top_k,
-        "dead latents": int(np.sum(records_["dead"])),
-        "fvu": _round(1 - metrics.explained_variance(x, x_hat)),
-        "mean latents firing per input": _round((acts > threshold).sum(axis=1).mean())}])
-    image = is_image_shape(x.shape[1:])
-    used = _used_inputs(records_) if image else []
-    page_data = {
-        "format": FORMAT_VERSION, "name": name or model.name, "latents": acts.shape[1],
-        "inputs": len(x), "threshold": threshold, "top_k": top_k, "card": card,
-        "code_shape": list(codes.shape[1:]), "conv": positions is not None,
-        "input_shape": list(x.shape[1:]), "image": image, "kinds": kinds,
-        "labels": None if labels is None else labels.tolist(), "num_classes": num_classes,
-        "latent": records_, "used_inputs": used,
-        "decoder_scale": _rounded(np.abs(decoder_dirs).reshape(len(decoder_dirs), -1).max(1)),
-        "encoder_scale": _rounded(np.abs(encoder_dirs).reshape(len(encoder_dirs), -1).max(1)),
-    }
-    if not image:
-        page_data["decoder_weights"] = largest_weights(decoder_dirs)
-        page_data["encoder_weights"] = largest_weights(encoder_dirs)
-    density_log10 = callbacks.feature_density_log10(acts, threshold)
+    page, arrays = page_data(model, x, labels=labels, num_classes=num_classes, name=name,
+                             threshold=threshold, top_k=top_k, records=records)
 
     def write(folder):
-        pictures = {"feature_density": plots.save_feature_density(
-            density_log10, folder / "feature_density.png", callbacks.NEVER_FIRED_LOG10).name}
-        if image:
-            shown = input_pixels(x)
-            pictures["reconstructions"] = plots.save_reconstructions(
-                shown[:plots.GRID_IMAGES], np.clip(x_hat[:plots.GRID_IMAGES], 0, 1),
-                folder / "reconstructions.png").name
-            page_data["sprites"] = {
-                "inputs": write_sprite(shown[used] if used else shown[:1], folder / "inputs.png"),
-                "decoder": write_sprite(signed_colours(decoder_dirs)[0], folder / "decoder.png"),
-                "encoder": write_sprite(signed_colours(encoder_dirs)[0], folder / "encoder.png")}
-            pictures.update({k: v["file"] for k, v in page_data["sprites"].items()})
-        page_data["pictures"] = pictures
-        _write_pages(folder, page_data, pictures.values())
+        write_pictures(folder, page, x, arrays)
+        _write_pages(folder, page, page["pictures"].values())
 
     return _replace_folder(out, write)
 

@@ -223,9 +223,17 @@ def test_cli_builds_one_browser_per_model_beside_it(saved_dictionary, tiny_mnist
     second = saved_dictionary.with_name("tiny-two.keras")
     shutil.copyfile(saved_dictionary, second)
     evaluate_cli.main(["--browser", str(saved_dictionary), str(second), "--data", str(tiny_mnist)])
+    test_images = len(datasets.load_mnist(tiny_mnist).x_test)
     for name in ("tiny-dict", "tiny-two"):
         page = read_data(saved_dictionary.parent / f"{name}.browser")
-        assert page["name"] == name and page["inputs"] == len(datasets.load_mnist(tiny_mnist).x_test)
+        assert page["name"] == name and page["inputs"] == test_images
+
+
+def test_labels_must_be_one_per_input(tmp_path):
+    with pytest.raises(ValueError, match=r"Expected `labels` of shape \(30,\)"):
+        browser.build_browser(tiny_dictionary(), tiny_inputs(), tmp_path / "l.browser",
+                              labels=np.zeros(29), top_k=2)
+    assert not any(tmp_path.iterdir())
 
 
 def test_non_finite_weights_are_one_line(tmp_path):

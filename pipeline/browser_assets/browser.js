@@ -210,7 +210,8 @@
     }
     return el("div", { class: "direction" }, el("h3", { text: kind }),
       tile(sheet, j, DIRECTION_SCALE),
-      el("div", { text: `blue −${fmt(scales[j], 3)} … white 0 … red +${fmt(scales[j], 3)}` }));
+      el("div", { text: `blue −${fmt(scales[j], 3)} … white 0 … red +${fmt(scales[j], 3)}` }),
+    );
   }
 
   // A bar chart as inline SVG: counts, with labels under the first and last bar.
@@ -261,11 +262,13 @@
       el("span", { text: `mean ${fmt(L.mean[j])}` }),
       el("span", { text: `max ${fmt(L.max[j])}` }),
       D.labels && L.top_label[j] !== null
-        ? el("span", { text: `top label ${L.top_label[j]} (${fmt(100 * L.top_share[j], 3)}% of its top ${L.top[j].length})` })
+        ? el("span", { text: `top label ${L.top_label[j]} ` +
+          `(${fmt(100 * L.top_share[j], 3)}% of its top ${L.top[j].length})` })
         : null,
       L.dead[j] ? el("span", { class: "badge", text: "dead" }) : null);
-    const previous = j > 0 ? el("a", { href: `#latent=${j - 1}`, class: "nav-latent", text: "← previous" }) : null;
-    const next = j + 1 < D.latents ? el("a", { href: `#latent=${j + 1}`, class: "nav-latent", text: "next →" }) : null;
+    const link = (i, text) => el("a", { href: `#latent=${i}`, class: "nav-latent", text });
+    const previous = j > 0 ? link(j - 1, "← previous") : null;
+    const next = j + 1 < D.latents ? link(j + 1, "next →") : null;
     view.append(el("h2", { id: "latent-title" }, `Latent ${j}`, previous, next), stats);
     const [low, high, counts] = L.histogram[j];
     const edge = (i) => fmt(low + i * (high - low) / counts.length, 3);
@@ -290,7 +293,7 @@
     view.append(el("h3", { text: `Nearest latents by ${D.kinds[0]} cosine` }),
       el("div", { class: "nearest" }, ...L.nearest[j].map(([i, cos]) =>
         el("a", { href: `#latent=${i}`, text: `${i} (${fmt(cos, 3)})` }))));
-    view.append(el("h3", { text: "Samples from activation quantiles (of the inputs it fires on)" }));
+    view.append(el("h3", { text: "Samples from activation quantiles (inputs it fires on)" }));
     if (!L.quantiles[j].length) view.append(el("p", { text: "never fires on the test inputs" }));
     for (const [low, high, entries] of L.quantiles[j].slice().reverse()) {
       view.append(el("div", { class: "quantile" },
