@@ -174,7 +174,8 @@ def _check_options(limit, threshold):
             f"Received: active_threshold={threshold!r}")
 
 
-def _check_input_shape(model, path, image_shape):
+def check_input_shape(model, path, image_shape):
+    """Raises unless the model's encoder takes inputs of `image_shape`."""
     shape = tuple(model.get_layer(models.ENCODER).input_shape[1:])
     if shape != tuple(image_shape):
         raise ValueError(
@@ -216,7 +217,7 @@ def evaluate(model_path, *, data_path=None, limit=None, out=None,
     export.recover(path.parent, name)  # finishes an interrupted export swap, if any
     out = export.ensure_writable_dir(out or path.parent)
     model = export.load_model(path)  # safe mode, every custom class registered
-    _check_input_shape(model, path, data.IMAGE_SHAPE)
+    check_input_shape(model, path, data.IMAGE_SHAPE)
     mnist = data.load_mnist(data_path, limit=limit)
     start = time.perf_counter()
     report, codes, x_hat = compute_metrics(model, mnist, threshold=threshold, probe=probe)

@@ -21,7 +21,7 @@ TABLE_PATH = Path(__file__).with_name("flags.json")
 # names and defaults reach the table.
 SOURCES = ("models/*.py", "regularizers/*.py",
            *(f"pipeline/{module}.py" for module in (
-               "config", "data", "distribution", "evaluation", "flags", "manifest", "metrics",
+               "browser", "config", "data", "distribution", "evaluation", "flags", "manifest", "metrics",
                "training")))
 # TensorFlow's C++ log level (3: errors too, such as "failed call to cuInit"
 # on a machine without a GPU), unless the user set one.
@@ -70,6 +70,7 @@ def build():
     """The table, from the registries (imports Keras and TensorFlow)."""
     import models
     import regularizers
+    from pipeline import browser
     from pipeline import config as config_lib
     from pipeline import data
     from pipeline import distribution
@@ -102,6 +103,7 @@ def build():
         "default_log_root": training.DEFAULT_LOG_ROOT,
         "default_models_dir": evaluation.DEFAULT_MODELS_DIR,
         "active_threshold": metrics.ACTIVE_THRESHOLD,
+        "browser_top_k": browser.TOP_K,
     }
 
 
