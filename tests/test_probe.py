@@ -36,8 +36,8 @@ def test_c_is_chosen_on_held_out_training_codes_never_on_the_test_set():
 
 
 def test_one_global_scale_and_sparse_codes_as_csr():
-    codes, y = separable(300, classes=6)
-    codes = np.maximum(codes - 1.0, 0)  # a sixth of them non-zero
+    codes, y = separable(300, classes=12)
+    codes = np.maximum(codes - 1.0, 0)  # a twelfth of them non-zero
     train, test, scale = probe.prepare_codes(codes[:200], codes[200:])
     assert scipy.sparse.issparse(train) and scipy.sparse.issparse(test)
     assert np.mean(np.asarray(train.multiply(train).sum(axis=1))) == pytest.approx(1, rel=1e-5)
