@@ -11,6 +11,14 @@ et al. tie b_pre and b_dec into one vector; here they are separate weights of
 the encoder and decoder sub-models (so that each loads and serves on its own)
 with the same starting value.
 
+Tied weights (`tied_weights=True`, the k-sparse and FC-WTA autoencoders of
+Makhzani & Frey): W_dec = W_enc^T is one matrix. Training decodes with the
+encoder's kernel transposed, so the gradients of both uses reach W_enc; the
+decoder's own kernel is a non-trainable copy, set to W_enc^T at every training
+step and by `sync_tied_decoder()` (which `pipeline.training` calls after fit),
+so that the decoder sub-model still loads and serves on its own. Tied
+dictionaries have no unit-norm constraint (the scale of W is learnt).
+
 Dead-latent revival (AuxK): with `aux_k` > 0 the model counts, per latent,
 the training examples since it last fired (a weight, so it survives
 BackupAndRestore); a latent is dead after `dead_after_examples`. The
@@ -63,11 +71,13 @@ class SparseDictionary(keras.Model):
         aux_coefficient: weight of the AuxK loss.
         dead_after_examples: training examples without firing after which a
             latent counts as dead.
+        tied_weights: decode with the encoder's kernel transposed (module
+            docstring).
     """
 
     def __init__(self, encoder, decoder, noise_stddev=0.0, aux_k=0,
                  aux_coefficient=DEFAULT_AUX_COEFFICIENT,
-                 dead_after_examples=DEFAULT_DEAD_AFTER_EXAMPLES, **kwargs):
+                 dead_after_examples=DEFAULT_DEAD_AFTER_EXAMPLES, tied_weights=False, **kwargs):
         super().__init__(**kwargs)
         if isinstance(encoder, dict):
             encoder = keras.saving.deserialize_keras_object(encoder)
@@ -82,6 +92,10 @@ class SparseDictionary(keras.Model):
         self.aux_k = _check_count("aux_k", aux_k, high=units)
         self.aux_coefficient = float(aux_coefficient)
         self.dead_after_examples = _check_count("dead_after_examples", dead_after_examples)
+        if not isinstance(tied_weights, bool):
+            raise ValueError(f"Expected `tied_weights` to be a bool. Received: "
+                             f"tied_weights={tied_weights!r}")
+        self.tied_weights = tied_weights
         self.examples_since_fired = self.add_weight(
             shape=(units,), initializer="zeros", trainable=False, name="examples_since_fired"
         )
@@ -94,7 +108,11 @@ class SparseDictionary(keras.Model):
         if self.noise is not None:
             x = self.noise(x, training=training)
         h = self.encoder(x, training=training)
-        x_hat = self.decoder(h, training=training)
+        if training and self.tied_weights:
+            self.sync_tied_decoder()
+            x_hat = self._decode_tied(h)
+        else:
+            x_hat = self.decoder(h, training=training)
         if training:
             fired = ops.cast(ops.any(h > 0, axis=0), self.examples_since_fired.dtype)
             batch = ops.cast(ops.shape(h)[0], self.examples_since_fired.dtype)
@@ -103,6 +121,25 @@ class SparseDictionary(keras.Model):
             if self.aux_k:
                 self.add_loss(self.aux_coefficient * self.auxk_loss(x, x_hat))
         return x_hat
+
+    def dictionary_kernel(self):
+        """W_dec, (N, D): the decoder's kernel, or W_enc^T when the weights are tied."""
+        if self.tied_weights:
+            return ops.transpose(self.encoder.get_layer(_assembly.CODE_LAYER).kernel)
+        return self.decoder.get_layer(DICTIONARY_LAYER).kernel
+
+    def sync_tied_decoder(self):
+        """Sets the decoder's copy of a tied dictionary to W_enc^T (no-op if untied)."""
+        if self.tied_weights:
+            self.decoder.get_layer(DICTIONARY_LAYER).kernel.assign(self.dictionary_kernel())
+
+    def _decode_tied(self, h):
+        """The decoder's layers, with W_enc^T in place of its kernel (gradient to W_enc)."""
+        y = ops.matmul(h, ops.cast(self.dictionary_kernel(), h.dtype))
+        for layer in self.decoder.layers:
+            if layer.name != DICTIONARY_LAYER:
+                y = layer(y)
+        return y
 
     def dead_mask(self):
         """(N,) bool: latents that have not fired for `dead_after_examples`."""
@@ -135,8 +172,7 @@ class SparseDictionary(keras.Model):
         kth = ops.stop_gradient(ops.top_k(ranked, self.aux_k)[0][:, -1:])
         aux_code = ops.where(dead & (pre >= kth), pre, ops.zeros_like(pre))
         # As a dense code: one matmul with W_dec, like the decoder's.
-        e_hat = ops.matmul(aux_code, ops.cast(self.decoder.get_layer(DICTIONARY_LAYER).kernel,
-                                              aux_code.dtype))
+        e_hat = ops.matmul(aux_code, ops.cast(self.dictionary_kernel(), aux_code.dtype))
         # The loss itself in float32, whatever the compute dtype.
         e_hat = ops.cast(e_hat, "float32")
         x, x_hat = ops.cast(x, "float32"), ops.cast(x_hat, "float32")
@@ -155,6 +191,7 @@ class SparseDictionary(keras.Model):
             "aux_k": self.aux_k,
             "aux_coefficient": self.aux_coefficient,
             "dead_after_examples": self.dead_after_examples,
+            "tied_weights": self.tied_weights,
         }
 
 
@@ -177,6 +214,8 @@ def build_dictionary_autoencoder(
     aux_coefficient=DEFAULT_AUX_COEFFICIENT,
     dead_after_examples=DEFAULT_DEAD_AFTER_EXAMPLES,
     noise_stddev=0.0,
+    tied_weights=False,
+    initial_norm=1.0,
     seed: int | None = None,
     name="sparse_dictionary",
 ):
@@ -195,6 +234,10 @@ def build_dictionary_autoencoder(
         aux_coefficient: weight of the AuxK loss (Gao et al.: 1/32).
         dead_after_examples: examples without firing that make a latent dead.
         noise_stddev: Gaussian input noise in training.
+        tied_weights: one matrix W_dec = W_enc^T (module docstring); no
+            unit-norm constraint then.
+        initial_norm: norm of each latent's initial decoder row (> 0; e.g.
+            0.28 is N(0, 0.01) per weight for 784 pixels, FC-WTA's start).
         seed: seed of the dictionary's initial weights.
         name: model name.
 
@@ -214,10 +257,11 @@ def build_dictionary_autoencoder(
     regularizer, code_penalty = _assembly.resolve_penalty(
         activity_regularizer, code_activation, accepts_code_penalty=True
     )
+    initial_norm = _assembly.check_positive_float("initial_norm", initial_norm)
     pixels = math.prod(input_shape)
-    # === Decoder rows: random unit vectors; the encoder starts as their transpose ===
+    # === Decoder rows: random vectors of initial_norm; the encoder starts as their transpose ===
     rows = np.random.default_rng(seed).normal(size=(code_size, pixels))
-    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    rows *= initial_norm / np.linalg.norm(rows, axis=1, keepdims=True)
     encoder_layers = [
         keras.layers.Flatten(),
         Bias(sign=-1, name="pre_bias"),
@@ -229,7 +273,8 @@ def build_dictionary_autoencoder(
     decoder_layers = [
         keras.layers.Dense(
             pixels, use_bias=False, name=DICTIONARY_LAYER,
-            kernel_constraint=keras.constraints.UnitNorm(axis=1),
+            kernel_constraint=None if tied_weights else keras.constraints.UnitNorm(axis=1),
+            trainable=not tied_weights,  # a tied decoder's kernel is a copy of W_enc^T
         ),
         # In float32 under a mixed policy: the bias add, where bfloat16 would
         # round every pixel to 8 bits, and the output (models._assembly.output_dtype).
@@ -245,7 +290,8 @@ def build_dictionary_autoencoder(
     encoder.get_layer(_assembly.CODE_LAYER).kernel.assign(rows.T.astype("float32"))
     return SparseDictionary(
         encoder, decoder, noise_stddev=noise_stddev, aux_k=aux_k,
-        aux_coefficient=aux_coefficient, dead_after_examples=dead_after_examples, name=name,
+        aux_coefficient=aux_coefficient, dead_after_examples=dead_after_examples,
+        tied_weights=tied_weights, name=name,
     )
 
 

@@ -362,6 +362,10 @@ def _train_and_export(*, model, config, strategy, name, data_path, limit, distri
                 f"Training stopped after {completed} of {config.epochs} epochs; nothing was "
                 f"exported, and the same command resumes from the last backup."
             )
+    # A tied dictionary's decoder copy of W_enc^T, as of the last step (training
+    # sets it before each step, so it lags the last update).
+    if isinstance(model, models.SparseDictionary):
+        model.sync_tied_decoder()
     # BatchTopK's inference threshold, from the trained weights (so a run
     # that exports its backup calibrates the same way).
     calibrated = models.calibrate_thresholds(

@@ -201,3 +201,54 @@ def test_auxk_reaches_dead_latents_whose_pre_activations_are_all_negative():
     touched = np.abs(np.asarray(tape.gradient(aux, code.kernel))).sum(axis=0) > 0
     assert touched[dead].sum() >= 6 and not touched[~dead].any()
     assert 0 < float(aux)
+
+
+def test_tied_weights_train_one_matrix_and_the_decoder_serves_its_copy(tmp_path, fresh_python):
+    model = build(code_activation=models.LifetimeWTA(0.25), tied_weights=True, initial_norm=0.5)
+    encoder, decoder = model.get_layer("encoder"), model.get_layer("decoder")
+    w_enc = encoder.get_layer("code").kernel
+    w_dec = decoder.get_layer(DICTIONARY_LAYER).kernel
+    np.testing.assert_allclose(np.linalg.norm(np.asarray(w_dec), axis=1), 0.5, rtol=1e-5)
+    assert not w_dec.trainable and w_dec.constraint is None
+    assert all(v is not w_dec for v in model.trainable_variables)
+    x = images()
+    initialize_from_data(model, x)
+    before = np.asarray(w_enc).copy()
+    model.compile(keras.optimizers.SGD(0.5), "mse")
+    model.fit(x, x, batch_size=32, epochs=1, verbose=0)
+    # One step: the gradient of both uses reached W_enc; the decoder's copy was
+    # set before the step and lags it until synced.
+    assert not np.allclose(np.asarray(w_enc), before)
+    np.testing.assert_allclose(np.asarray(w_dec), before.T, rtol=1e-6)
+    model.sync_tied_decoder()
+    np.testing.assert_allclose(np.asarray(w_dec), np.asarray(w_enc).T, rtol=1e-6)
+    # The tied forward of training is the decoder's forward with its synced copy.
+    h = np.asarray(encoder(x))
+    np.testing.assert_allclose(np.asarray(model._decode_tied(h)), np.asarray(decoder(h)),
+                               rtol=1e-5, atol=1e-6)
+    # The gradient of the tied decoder reaches W_enc (d/dW of sum(x_hat) = sum_n h_n).
+    with tf.GradientTape() as tape:
+        total = tf.reduce_sum(model._decode_tied(tf.constant(h)))
+    grad = tape.gradient(total, w_enc.value)
+    np.testing.assert_allclose(np.asarray(grad), np.tile(h.sum(axis=0), (36, 1)), rtol=1e-4)
+    path = tmp_path / "tied.keras"
+    model.save(path)
+    fresh_python(
+        "import sys, numpy as np, keras, models, regularizers\n"
+        "m = keras.models.load_model(sys.argv[1])\n"
+        "assert m.tied_weights\n"
+        "x = np.random.default_rng(0).random((5, 6, 6, 1)).astype('float32')\n"
+        "d = m.get_layer('decoder')\n"
+        "np.testing.assert_allclose(d(m.get_layer('encoder')(x)), m(x), rtol=1e-6)\n"
+        "np.testing.assert_allclose(np.asarray(d.get_layer('dictionary').kernel),\n"
+        "                           np.asarray(m.get_layer('encoder').get_layer('code').kernel).T)\n",
+        path)
+
+
+def test_initial_norm_and_tied_weights_are_checked():
+    with pytest.raises(ValueError, match="Expected `initial_norm` to be a finite number > 0. "
+                                         "Received: initial_norm=0"):
+        build(initial_norm=0)
+    with pytest.raises(ValueError, match="Expected `tied_weights` to be a bool. "
+                                         "Received: tied_weights='yes'"):
+        build(tied_weights="yes")
