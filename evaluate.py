@@ -70,7 +70,7 @@ def main(argv=None):
     except (ValueError, OSError) as error:
         sys.exit(f"evaluate.py: error: {error}")
     except KeyboardInterrupt as interrupt:
-        print(f"evaluate.py: interrupted ({interrupt or 'Ctrl-C'}); the previous report, "
+        print(f"evaluate.py: interrupted ({str(interrupt) or 'Ctrl-C'}); the previous report, "
               f"pictures and browser are unchanged", file=sys.stderr)
         sys.exit(INTERRUPTED_EXIT)
     finally:

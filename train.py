@@ -1,4 +1,4 @@
-"""Train a sparse autoencoder on MNIST, log to TensorBoard, export to saved_models/.
+"""Train a sparse autoencoder on MNIST, log to TensorBoard, export to runs/.
 
     python train.py --model conv --reg l1 --data ../shared/data/mnist.npz
 
@@ -191,7 +191,7 @@ def main(argv=None):
         # DataError, OutputError, BackupError and LockedError are ValueError or OSError.
         sys.exit(f"train.py: error: {error}")
     except KeyboardInterrupt as interrupt:
-        print(f"train.py: interrupted ({interrupt or 'Ctrl-C'}); temporary files removed; "
+        print(f"train.py: interrupted ({str(interrupt) or 'Ctrl-C'}); temporary files removed; "
               f"the same command resumes from the last backed-up epoch", file=sys.stderr)
         sys.exit(INTERRUPTED_EXIT)
     finally:

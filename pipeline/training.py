@@ -30,7 +30,8 @@ from pipeline import objective
 from pipeline import precision
 from pipeline import revival as revival_lib
 
-DEFAULT_OUT = "saved_models"
+# A user's runs export here; the shipped zoo (saved_models/) only when asked (--out).
+DEFAULT_OUT = "runs"
 DEFAULT_LOG_ROOT = "logs"
 RUN_DIR_FORMAT = "%Y%m%d-%H%M%S"
 RUN_LOCK = ".lock"
