@@ -18,7 +18,9 @@ class ZooModel:
         targets: acceptance targets checked by `verdict`: `max_bce`,
             `rho_tolerance` (relative distance of the mean activation to
             rho), `max_dead_fraction` (dead units must be fewer),
-            `max_dead_units` (at most this many), `min_probe_accuracy`,
+            `max_dead_units` (at most this many), `min_probe_accuracy` (the
+            logistic-regression probe), `min_svm_probe_accuracy` (the linear
+            SVM: FC-WTA and Conv-WTA's protocol),
             `max_fvu`, `l0_tolerance` (relative distance of the mean L0 to
             the code's k), `below_peer_bce` (a lower test BCE than the peer's,
             measured side by side by benchmarks/zoo.py).
@@ -163,6 +165,10 @@ def missed_targets(name, report, peer_bce=None):
     probe = report.get("probe_accuracy", 0)
     if "min_probe_accuracy" in targets and probe < targets["min_probe_accuracy"]:
         missed["min_probe_accuracy"] = f"probe {100 * probe:.2f}% < {100 * targets['min_probe_accuracy']:g}%"
+    svm = report.get("probe_svm_accuracy", 0)
+    if "min_svm_probe_accuracy" in targets and svm < targets["min_svm_probe_accuracy"]:
+        missed["min_svm_probe_accuracy"] = (
+            f"SVM probe {100 * svm:.2f}% < {100 * targets['min_svm_probe_accuracy']:g}%")
     if "max_fvu" in targets and 1 - report["explained_variance"] > targets["max_fvu"]:
         missed["max_fvu"] = f"FVU {1 - report['explained_variance']:.3f} > {targets['max_fvu']}"
     if "max_dead_units" in targets:

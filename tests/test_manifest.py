@@ -42,3 +42,12 @@ def test_verdict_checks_probe_and_fvu(monkeypatch):
     assert manifest.verdict("x", good) == "yes"
     assert "probe" in manifest.verdict("x", {**good, "probe_accuracy": 0.98})
     assert "FVU" in manifest.verdict("x", {**good, "explained_variance": 0.8})
+
+
+def test_verdict_checks_the_svm_probe_apart(monkeypatch):
+    monkeypatch.setitem(manifest.ZOO, "x", manifest.ZooModel(
+        "dictionary", "none", {}, dict(min_svm_probe_accuracy=0.988)))
+    good = {"probe_accuracy": 0.97, "probe_svm_accuracy": 0.989, "code_dead_fraction": 0}
+    assert manifest.verdict("x", good) == "yes"
+    assert manifest.verdict("x", {**good, "probe_svm_accuracy": 0.987}) == (
+        "no (SVM probe 98.70% < 98.8%)")
