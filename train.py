@@ -139,7 +139,10 @@ def resolve(args):
         model, reg, preset, name = entry.model, entry.reg, entry.options, name or args.preset
     else:
         model = args.model or config_lib.TrainConfig.model
-        reg = args.reg or config_lib.TrainConfig.reg
+        # A code activation that is sparse by itself (TopK, WTA, ...) needs no
+        # penalty: without --reg it trains with none, not the default L1.
+        sparse_code = args.code_activation in config_lib.models.CODE_ACTIVATIONS
+        reg = args.reg or ("none" if sparse_code else config_lib.TrainConfig.reg)
         preset = manifest.preset_of(model, reg)
     overrides = {key: getattr(args, key) for key in config_lib.options()}
     return config_lib.resolve_config(model, reg, preset=preset, **overrides), name

@@ -19,6 +19,8 @@ import math
 import re
 import types
 
+import keras
+
 import models
 import regularizers
 from pipeline import metrics
@@ -269,6 +271,7 @@ def resolve_config(model=TrainConfig.model, reg=TrainConfig.reg, preset=None, **
         raise TypeError(f"Unknown configuration fields: {unknown}")
     values = {**models.get_family(model).defaults, **(preset or {})}
     values.update({k: v for k, v in overrides.items() if v is not None})
+    values = _scaled_schedule(values, preset or {}, overrides)
     code_activation = values.get("code_activation", "relu")
     for name, value in values.items():
         if not _takes(table[name], model, reg, code_activation):
@@ -303,6 +306,18 @@ def resolve_config(model=TrainConfig.model, reg=TrainConfig.reg, preset=None, **
     )
 
 
+def _scaled_schedule(values, preset, overrides):
+    """A preset's k schedule scaled to the epochs asked for (`--epochs` without
+    `--schedule-examples`): the schedule spans the same share of the run, so a
+    shortened run still ends at its k rather than cutting the schedule off."""
+    asked = overrides.get("epochs")
+    if (asked is None or overrides.get("schedule_examples") is not None
+            or not preset.get("schedule_examples") or not preset.get("epochs")):
+        return values
+    scaled = round(preset["schedule_examples"] * asked / preset["epochs"])
+    return {**values, "schedule_examples": scaled}
+
+
 def build_penalty(config):
     """The code penalty of `config`, or None."""
     return regularizers.get_penalty(config.reg, **config.penalty)
@@ -313,4 +328,12 @@ def build_code_activation(config):
     name = config.code_activation
     if name in models.CODE_ACTIVATIONS:
         return models.CODE_ACTIVATIONS[name](**config.code_activation_args)
+    if isinstance(name, str):
+        try:
+            keras.activations.get(name)
+        except ValueError:
+            raise ValueError(
+                f"Expected `code_activation` to be a code activation "
+                f"({', '.join(models.CODE_ACTIVATIONS)}) or a Keras activation name. "
+                f"Received: code_activation={name!r}") from None
     return name

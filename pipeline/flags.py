@@ -83,6 +83,10 @@ def build():
     options = []
     for name, option in config_lib.options().items():
         help_text = option.help.rstrip(".").replace(".;", ";")
+        if name == "code_activation":  # the registry's names, which the CLI takes
+            help_text = ("a Keras activation (relu, sigmoid, linear, ...) or a code activation: "
+                         f"{', '.join(models.CODE_ACTIVATIONS)} (their options are listed "
+                         "under \"code activation\")")
         options.append({"name": name, "kind": option.kind.__name__, "group": option.owners[0][0],
                         "help": f"{help_text} (default: {_default_text(option, families)})"})
     return {

@@ -90,3 +90,17 @@ def test_argument_help_reads_google_and_keras_docstrings():
         """
 
     assert configs.argument_help(f) == {"a": "first line continued.", "b": "second."}
+
+
+def test_a_shortened_preset_scales_its_k_schedule_to_the_epochs_asked_for():
+    entry = manifest.ZOO["dict-topk"]
+    full = entry.options["schedule_examples"]
+    short = configs.resolve_config(entry.model, entry.reg, preset=entry.options, epochs=2)
+    assert short.code_activation_args["schedule_examples"] == round(
+        full * 2 / entry.options["epochs"])
+    # An explicit schedule, or no --epochs, is kept as given.
+    kept = configs.resolve_config(entry.model, entry.reg, preset=entry.options, epochs=2,
+                                  schedule_examples=1000)
+    assert kept.code_activation_args["schedule_examples"] == 1000
+    same = configs.resolve_config(entry.model, entry.reg, preset=entry.options)
+    assert same.code_activation_args["schedule_examples"] == full

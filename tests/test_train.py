@@ -465,6 +465,20 @@ def test_help_shows_defaults_and_print_config_resolves_without_training(tmp_path
     assert config.epochs == 50 and not (tmp_path / "out").exists()
 
 
+def test_help_leads_to_the_code_activations_and_they_default_to_no_penalty(capsys):
+    with pytest.raises(SystemExit):
+        train.main(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "code activation: topk, batchtopk, wta" in help_text
+    config = train.main(["--model", "dictionary", "--code-activation", "topk", "--print-config"])
+    printed = json.loads(capsys.readouterr().out)
+    assert config.reg == "none" and printed["name"] == "dictionary-none"
+    assert train.main(["--model", "dictionary", "--print-config"]).reg == "l1"
+    with pytest.raises(SystemExit, match="Expected `code_activation` to be a code activation "
+                                         r"\(topk, batchtopk, wta.*Received: code_activation='foo'"):
+        train.main(["--code-activation", "foo", "--print-config"])
+
+
 IMPORTS_AFTER = """
 import sys
 import {module}
