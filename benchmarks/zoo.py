@@ -65,12 +65,16 @@ def probe_cell(report):
     return " / ".join(cells)
 
 
-def pixel_row(data_path):
-    """The table row of the raw pixels under the same probes (the baseline)."""
+def pixel_probes(data_path):
+    """The probes' cell of the raw pixels (the baseline every model is read against)."""
     mnist = data_lib.load_mnist(data_path)
-    report = evaluation.probe_report(mnist.x_train, mnist.y_train, mnist.x_test, mnist.y_test)
-    return ("| raw pixels | - | - | - | 0 | 0 | 784 / 784 | - | - "
-            f"| {probe_cell(report)} | 0 | - | - | - | - |")
+    return probe_cell(evaluation.probe_report(mnist.x_train, mnist.y_train,
+                                              mnist.x_test, mnist.y_test))
+
+
+def pixel_row(cell):
+    """The full table's row of the raw pixels."""
+    return f"| raw pixels | - | - | - | 0 | 0 | 784 / 784 | - | - | {cell} | 0 | - | - | - | - |"
 
 
 def table(rows, out, pixels=None):
@@ -97,6 +101,21 @@ def table(rows, out, pixels=None):
     return "\n".join(lines + ([pixels] if pixels else []))
 
 
+def compact_table(rows, models_dir, pixels=None):
+    """The README's table: headline numbers only."""
+    lines = ["| model | what it is | test BCE | probe LR / SVM | L0 / units | dead % | .keras MB |",
+             "|---|---|---|---|---|---|---|"]
+    for name, _, report in rows:
+        size = (Path(models_dir) / f"{name}.keras").stat().st_size / 2**20
+        lines.append(
+            f"| {name} | {manifest.SUMMARIES.get(name, '')} | {report['bce']:.4f} "
+            f"| {probe_cell(report)} | {report['code_l0']:.0f} / {report['code_num_units']} "
+            f"| {100 * report['code_dead_fraction']:.1f} | {size:.1f} |")
+    if pixels:
+        lines.append(f"| raw pixels | the probes' baseline | - | {pixels} | 784 / 784 | - | - |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
@@ -108,6 +127,8 @@ def main(argv=None):
                         help="these zoo models only")
     parser.add_argument("--evaluate-only", action="store_true",
                         help="re-evaluate the models in --out without training")
+    parser.add_argument("--compact", action="store_true",
+                        help="also print the README's compact table")
     parser.add_argument("--from-reports", action="store_true",
                         help="print the table from the NAME.eval.json reports in --out, "
                              "without training or evaluating")
@@ -130,7 +151,11 @@ def main(argv=None):
         rows.append((name, run, report))
     print(f"\nMachine: {platform.machine()}, {len(os.sched_getaffinity(0))} cores, Python {platform.python_version()}, "
           f"TensorFlow {rows[0][1]['versions']['tensorflow']}, Keras {rows[0][1]['versions']['keras']}")
-    print(table(rows, out, pixel_row(args.data)))
+    pixels = pixel_probes(args.data)
+    print(table(rows, out, pixel_row(pixels)))
+    if args.compact:
+        print()
+        print(compact_table(rows, out, pixels))
     return rows
 
 

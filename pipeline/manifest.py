@@ -142,6 +142,25 @@ ZOO = {
 }
 
 
+# What each zoo model is, in a few words (the README's table: benchmarks.zoo --compact).
+SUMMARIES = {
+    "dense-none": "784-32 ReLU autoencoder, no penalty",
+    "dense-l1": "784-32, L1 on the code, dead-unit revival",
+    "dense-kl": "784-64 sigmoid, KL to rho = 0.05",
+    "conv-none": "conv, 4x4x32 code map, no penalty",
+    "conv-l1": "conv, 4x4x32 code map, L1",
+    "conv-kl": "conv, 4x4x32 sigmoid map, KL",
+    "conv-denoise": "conv L1, denoising (noise 0.3)",
+    "conv-dense-l1": "the Keras blog's sparse conv model",
+    "dict-topk": "TopK dictionary",
+    "dict-batchtopk": "BatchTopK dictionary, 2,048 latents, k = 32",
+    "dict-wta": "lifetime winner-take-all dictionary",
+    "dict-l1": "ReLU + L1 dictionary, 1,024 latents",
+    "dict-kl": "UFLDL sigmoid + KL dictionary, 1,024 latents",
+    "dict-contractive": "contractive dictionary, 1,024 latents",
+}
+
+
 def preset_of(model, reg):
     """The options of zoo model "MODEL-REG", or {} when the zoo has none."""
     entry = ZOO.get(f"{model}-{reg}")

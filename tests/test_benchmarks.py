@@ -86,3 +86,14 @@ def test_hand_written_step_times_both_optimizers_and_refuses_others():
         assert speed.hand_written_step_ms(8, 4, tf.float32, 1e-3, optimizer, repeats=16) > 0
     with pytest.raises(ValueError, match="Received: optimizer='adagrad'"):
         speed.hand_written_step_ms(8, 4, tf.float32, 1e-3, "adagrad")
+
+
+def test_compact_table_has_a_row_per_model_and_the_pixel_baseline(tmp_path):
+    (tmp_path / "dict-wta.keras").write_bytes(b"x" * 2**20)
+    report = {"bce": 0.08, "probe_accuracy": 0.987, "probe_svm_accuracy": 0.9866,
+              "code_l0": 156.4, "code_num_units": 2000, "code_dead_fraction": 0.0}
+    lines = zoo_benchmark.compact_table([("dict-wta", {}, report)], tmp_path,
+                                        pixels="92.51% / 91.80%").splitlines()
+    assert lines[2] == ("| dict-wta | lifetime winner-take-all dictionary | 0.0800 "
+                        "| 98.70% / 98.66% | 156 / 2000 | 0.0 | 1.0 |")
+    assert lines[3].startswith("| raw pixels | the probes' baseline | - | 92.51% / 91.80% |")
