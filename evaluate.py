@@ -1,4 +1,4 @@
-"""Report how well and how sparsely a saved autoencoder reconstructs MNIST.
+"""Report how well and how sparsely a saved autoencoder reconstructs MNIST or your data.
 
     python evaluate.py saved_models/conv-l1.keras --data ../shared/data/mnist.npz
 
@@ -23,7 +23,14 @@ def parse_args(argv=None):
     )
     parser.add_argument("model", help=f"a .keras file, or a NAME in {table['default_models_dir']}/")
     parser.add_argument("--data", default=None,
-                        help=f"MNIST .npz (default: ${table['data_env_var']}, else download)")
+                        help=f"an .npz in the Keras layout or an .npy of training examples "
+                             f"(default: ${table['data_env_var']}, else the MNIST download)")
+    parser.add_argument("--labels", default=None,
+                        help="with an .npy --data: its labels (.npy), for the probe")
+    parser.add_argument("--test-data", default=None,
+                        help="with an .npy --data: the test examples evaluated (.npy)")
+    parser.add_argument("--test-labels", default=None,
+                        help="with --test-data: their labels (.npy), for the probe")
     parser.add_argument("--limit", type=int, default=None,
                         help="use only the first N (>= 2) training and test images")
     parser.add_argument("--out", default=None, help="report folder (default: the model's)")
@@ -45,7 +52,8 @@ def main(argv=None):
         from pipeline import evaluation
 
         report = evaluation.evaluate(
-            args.model, data_path=args.data, limit=args.limit, out=args.out,
+            args.model, data_path=args.data, labels=args.labels, test_data=args.test_data,
+            test_labels=args.test_labels, limit=args.limit, out=args.out,
             threshold=args.active_threshold, probe=not args.no_probe)
     except (ValueError, OSError) as error:
         sys.exit(f"evaluate.py: error: {error}")

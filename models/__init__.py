@@ -31,6 +31,10 @@ from models.dictionary import SparseDictionary
 from models.dictionary import build_dictionary_autoencoder
 
 
+# The kinds of examples a family may accept (as pipeline.data names them).
+IMAGES, VECTORS = "images", "vectors"
+
+
 @dataclasses.dataclass(frozen=True)
 class Family:
     """A model family: its builder and what it trains best with.
@@ -43,12 +47,15 @@ class Family:
             any of them can be overridden.
         data_initializer: `f(model, x)` that sets weights from training
             images before training, or None.
+        accepts: the kinds of examples it takes: IMAGES (N, H, W, C) and/or
+            VECTORS (N, D); training refuses the others in one line.
     """
 
     builder: Callable
     summary: str
     defaults: dict = dataclasses.field(default_factory=dict)
     data_initializer: Callable | None = None
+    accepts: tuple = (IMAGES, VECTORS)
 
 
 FAMILIES = {
@@ -63,6 +70,7 @@ FAMILIES = {
         "conv encoder, a code map (or a dense code with --code-units), transposed-conv decoder",
         # XLA slows the convolutions down on a 2-core CPU.
         dict(code_size=32, jit_compile=False, steps_per_execution=16, epochs=20),
+        accepts=(IMAGES,),
     ),
     "dictionary": Family(
         build_dictionary_autoencoder,

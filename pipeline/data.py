@@ -46,6 +46,7 @@ MAGIC_NAMES = {ZIP_MAGIC: "a zip archive, as numpy.savez writes",
 PREFETCH_BATCHES = 2
 # The kinds of examples, as the families name what they accept.
 IMAGES, VECTORS = "images", "vectors"
+KIND_SHAPES = {IMAGES: "images (N, H, W) or (N, H, W, C)", VECTORS: "vectors (N, D)"}
 # Class ids a label may hold (the linear probe has one output per class).
 MAX_CLASSES = 100_000
 # Streaming an .npy: it is cut into blocks of rows (at most BLOCK_BYTES, and

@@ -22,10 +22,11 @@ PENALTY = "sparsity_penalty"
 AUXK = "auxk_loss"
 
 
-def reconstruction_metrics():
-    """New metric objects of the reconstruction alone, reported for every model."""
-    return [keras.metrics.BinaryCrossentropy(name="bce"),
-            keras.metrics.MeanSquaredError(name="mse")]
+def reconstruction_metrics(unit_interval=True):
+    """New metric objects of the reconstruction alone: the mean squared error,
+    and the binary cross-entropy for data in [0, 1] (`unit_interval`)."""
+    mse = keras.metrics.MeanSquaredError(name="mse")
+    return [keras.metrics.BinaryCrossentropy(name="bce"), mse] if unit_interval else [mse]
 
 
 def reconstruction_loss(model):
@@ -39,16 +40,18 @@ def reconstruction_loss(model):
     return "binary_crossentropy" if last == "sigmoid" else "mean_squared_error"
 
 
-def compile_model(model, *, learning_rate, jit_compile, steps_per_execution, optimizer=None):
+def compile_model(model, *, learning_rate, jit_compile, steps_per_execution, optimizer=None,
+                  unit_interval=True):
     """Compiles `model` with the objective, Adam (`pipeline.optimizers`) and the
-    reconstruction metrics; `optimizer`, a Keras optimizer class taking the
-    learning rate, replaces Adam (the speed benchmark compares them)."""
+    reconstruction metrics (of data in [0, 1] if `unit_interval`); `optimizer`,
+    a Keras optimizer class taking the learning rate, replaces Adam (the speed
+    benchmark compares them)."""
     model.compile(
         optimizer=(optimizer(learning_rate) if optimizer is not None
                    else optimizers.make_optimizer(learning_rate)),
         loss=reconstruction_loss(model),
         # The loss includes the penalties; these are reconstruction only.
-        metrics=reconstruction_metrics(),
+        metrics=reconstruction_metrics(unit_interval),
         jit_compile=jit_compile,
         steps_per_execution=steps_per_execution,
     )
