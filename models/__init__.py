@@ -18,9 +18,13 @@ from models import layers
 from models._assembly import CODE_LAYER
 from models._assembly import DECODER
 from models._assembly import ENCODER
+from models._assembly import NO_NORMALIZATION
+from models._assembly import NORMALIZATIONS
 from models._assembly import UNIT_INTERVAL_ACTIVATIONS
 from models._assembly import calibrate_thresholds
 from models._assembly import calibrating_layers
+from models._assembly import input_scale
+from models._assembly import set_normalization
 from models.activations import CODE_ACTIVATIONS
 from models.activations import BatchTopK
 from models.activations import LifetimeWTA
@@ -95,6 +99,8 @@ __all__ = [
     "CODE_LAYER",
     "DECODER",
     "ENCODER",
+    "NO_NORMALIZATION",
+    "NORMALIZATIONS",
     "FAMILIES",
     "UNIT_INTERVAL_ACTIVATIONS",
     "BatchTopK",
@@ -108,6 +114,8 @@ __all__ = [
     "build_dictionary_autoencoder",
     "calibrate_thresholds",
     "calibrating_layers",
+    "input_scale",
+    "set_normalization",
     "get_family",
     "layers",
 ]

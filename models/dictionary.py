@@ -141,10 +141,16 @@ class SparseDictionary(keras.Model):
         e_hat = ops.cast(e_hat, "float32")
         x, x_hat = ops.cast(x, "float32"), ops.cast(x_hat, "float32")
         flat = ops.reshape(x, (ops.shape(x)[0], -1))
-        e = ops.stop_gradient(flat - ops.reshape(x_hat, ops.shape(flat)))
+        # In the units the code works in: s * x under a normalisation.
+        e = ops.stop_gradient(flat - ops.reshape(x_hat, ops.shape(flat))) * self._scale()
         per_example = ops.sum(ops.square(e - e_hat), axis=1) / (
             ops.sum(ops.square(e), axis=1) + AUX_EPSILON)
         return ops.mean(per_example)
+
+    def _scale(self):
+        """s of the model's normalisation (float32), 1 without one."""
+        scale = _assembly.input_scale(self)
+        return ops.ones((), "float32") if scale is None else ops.cast(scale, "float32")
 
     def get_config(self):
         return {
@@ -177,6 +183,7 @@ def build_dictionary_autoencoder(
     aux_coefficient=DEFAULT_AUX_COEFFICIENT,
     dead_after_examples=DEFAULT_DEAD_AFTER_EXAMPLES,
     noise_stddev=0.0,
+    normalize="none",
     seed: int | None = None,
     name="sparse_dictionary",
 ):
@@ -195,6 +202,10 @@ def build_dictionary_autoencoder(
         aux_coefficient: weight of the AuxK loss (Gao et al.: 1/32).
         dead_after_examples: examples without firing that make a latent dead.
         noise_stddev: Gaussian input noise in training.
+        normalize: "none", or "mean-norm": the model scales its input by s
+            (set from the data before training, so that the mean squared
+            norm is D) and its output by 1/s, so it takes and returns raw
+            data; needs a linear output.
         seed: seed of the dictionary's initial weights.
         name: model name.
 
@@ -214,11 +225,13 @@ def build_dictionary_autoencoder(
     regularizer, code_penalty = _assembly.resolve_penalty(
         activity_regularizer, code_activation, accepts_code_penalty=True
     )
+    normalizing, denormalizing = _assembly.normalization_layers(normalize, output_activation)
     pixels = math.prod(input_shape)
     # === Decoder rows: random unit vectors; the encoder starts as their transpose ===
     rows = np.random.default_rng(seed).normal(size=(code_size, pixels))
     rows /= np.linalg.norm(rows, axis=1, keepdims=True)
     encoder_layers = [
+        *normalizing,
         keras.layers.Flatten(),
         Bias(sign=-1, name="pre_bias"),
         CodeDense(
@@ -237,6 +250,7 @@ def build_dictionary_autoencoder(
         keras.layers.Activation(output_activation, name=OUTPUT_LAYER,
                                 dtype=_assembly.output_dtype()),
         keras.layers.Reshape(input_shape, name="reconstruction", dtype=_assembly.output_dtype()),
+        *denormalizing,
     ]
     encoder, decoder = _assembly.build_halves(input_shape, encoder_layers, decoder_layers)
     # Assigned, not given as Constant initializers: those would store the
@@ -253,9 +267,13 @@ def initialize_from_data(model, x):
     """Sets b_pre and b_dec from the mean m of the examples `x` (N, ...).
 
     b_pre = m; b_dec = m for a linear output and logit(clip(m, eps, 1 - eps))
-    (eps = LOGIT_EPSILON) for a sigmoid one, so that x_hat starts at m.
+    (eps = LOGIT_EPSILON) for a sigmoid one, so that x_hat starts at m. With
+    a normalisation, m is the mean of s * x (set the scale s first).
     """
     mean = np.asarray(x, dtype="float64").reshape(len(x), -1).mean(axis=0)
+    scale = _assembly.input_scale(model)
+    if scale is not None:
+        mean = mean * float(keras.ops.convert_to_numpy(scale))
     model.get_layer("encoder").get_layer("pre_bias").bias.assign(mean.astype("float32"))
     decoder = model.get_layer("decoder")
     if decoder.get_layer(OUTPUT_LAYER).activation is keras.activations.sigmoid:

@@ -30,14 +30,30 @@ def reconstruction_metrics(unit_interval=True):
 
 
 def reconstruction_loss(model):
-    """The Keras loss that matches the model's output activation."""
+    """The Keras loss that matches the model's output activation.
+
+    A model with a normalisation (scale s, `models.input_scale`) is scored in
+    the units it works in: loss(s * x, s * x_hat), so that its penalties'
+    coefficients mean the same on any data (for the MSE, s^2 times the raw one).
+    """
     decoder = model.get_layer(models.DECODER)
     activations = [
         getattr(layer, "activation", None) for layer in decoder.layers
         if getattr(layer, "activation", None) is not None
     ]
     last = keras.activations.serialize(activations[-1]) if activations else "linear"
-    return "binary_crossentropy" if last == "sigmoid" else "mean_squared_error"
+    name = "binary_crossentropy" if last == "sigmoid" else "mean_squared_error"
+    scale = models.input_scale(model)
+    if scale is None:
+        return name
+    base = keras.losses.get(name)
+
+    def normalized(y_true, y_pred):
+        s = keras.ops.cast(scale, y_pred.dtype)
+        return base(keras.ops.cast(y_true, y_pred.dtype) * s, y_pred * s)
+
+    normalized.__name__ = f"normalized_{name}"
+    return normalized
 
 
 def compile_model(model, *, learning_rate, jit_compile, steps_per_execution, optimizer=None,

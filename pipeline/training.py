@@ -130,6 +130,14 @@ def run_fingerprint(config, dataset, limit, distribute):
             "data": {"sha256": dataset.sha256 or dataset.source, "limit": limit}}
 
 
+def normalization_scale(dataset):
+    """s = sqrt(D / mean ||x||^2) over the training examples (1 for all-zero data):
+    the mean squared norm of s * x is D, the number of values of an example."""
+    values = math.prod(dataset.example_shape)
+    mean_squared_norm = dataset.stats.mean_squared_norm
+    return math.sqrt(values / mean_squared_norm) if mean_squared_norm > 0 else 1.0
+
+
 def adapt_to_data(config, dataset):
     """(config, notes): `config` checked against the data and fitted to it.
 
@@ -350,6 +358,8 @@ def _train_and_export(*, model, config, strategy, name, dataset, limit, distribu
     (x_train, _), (x_val, _) = data.split_validation(
         dataset.x_train, None, config.validation_fraction, config.seed
     )
+    if config.architecture.get("normalize", models.NO_NORMALIZATION) != models.NO_NORMALIZATION:
+        models.set_normalization(model, normalization_scale(dataset))
     initialize = models.get_family(config.model).data_initializer
     if initialize is not None:
         initialize(model, data.scale_images(x_train[:DATA_INIT_IMAGES]))

@@ -692,3 +692,29 @@ def test_bad_own_data_is_one_line_and_writes_nothing(tmp_path, case, message):
         train.main(own_data_args(tmp_path, paths, model, *extra))
     assert message in str(info.value.code) and len(str(info.value.code).splitlines()) == 1
     assert not (tmp_path / "out").exists() and not (tmp_path / "logs").exists()
+
+
+def test_mean_norm_normalisation_is_inside_the_model_and_serving_takes_raw_data(tmp_path,
+                                                                                fresh_python):
+    paths = write_vectors(tmp_path, scale=1000.0)
+    summary = train.main(own_data_args(tmp_path, paths, "dictionary", "--code-size", "32",
+                                       "--code-activation", "topk", "--k", "4",
+                                       "--normalize", "mean-norm", "--epochs", "3"))
+    x = np.load(paths["x"]).astype("float64")
+    expected = np.sqrt(x.shape[1] / (x ** 2).sum(axis=1).mean())
+    from pipeline import export
+
+    model = export.load_model(tmp_path / "out" / "own.keras")
+    for part, layer in (("encoder", "normalize"), ("decoder", "denormalize")):
+        scale = float(model.get_layer(part).get_layer(layer).scale.numpy())
+        np.testing.assert_allclose(scale, expected, rtol=1e-5)
+    # The loss is in normalised units: s^2 times the raw mean squared error.
+    final = summary["final_metrics"]
+    np.testing.assert_allclose(final["val_reconstruction_loss"], expected ** 2 * final["val_mse"],
+                               rtol=1e-3)
+    test = np.load(paths["x_test"])[:5]
+    loaded = serve_vectors(tmp_path, fresh_python, test)
+    assert loaded["reconstruction_diff"] < 1e-2  # raw units, values in the thousands
+    x_hat = model.predict(test, verbose=0)
+    fvu = ((test - x_hat) ** 2).sum() / ((test - test.mean(0)) ** 2).sum()
+    assert fvu < 1.0  # raw in, raw out
