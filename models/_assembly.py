@@ -168,6 +168,16 @@ def check_code_activation(code_activation):
         ) from None
 
 
+def refuse_dictionary_only(code_activation, family):
+    """Raises unless `code_activation` works outside a dictionary (the gated code's
+    auxiliary loss needs the dictionary's decoder)."""
+    if getattr(code_activation, "dictionary_only", False):
+        raise ValueError(
+            f"Expected --model dictionary for code_activation "
+            f"{type(code_activation).__name__} (its auxiliary loss reconstructs through the "
+            f"dictionary's decoder). Received: a {family} model")
+
+
 def _is_code_penalty(identifier):
     return hasattr(identifier, "layer_penalty")
 

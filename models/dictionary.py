@@ -21,8 +21,26 @@ e = x - x_hat (held constant):
     L_aux  = aux_coefficient * mean_n ||e_n - e_hat_n||^2 / ||e_n||^2
 
 and is 0 while no latent is dead. Its gradient reaches only the dead latents'
-encoder weights (and their decoder rows). It is a training loss only: Keras'
-validation loss and the exported model's calls do not compute it.
+encoder weights (and their decoder rows).
+
+Gated code (`models.activations.Gated`, Rajamanoharan et al. 2024): the gate
+path learns from an auxiliary reconstruction through a frozen decoder copy,
+
+    L_gated_aux = mean_n mean_i (x_ni - (relu(pi_gate_n) sg(W_dec) + sg(b_dec))_i)^2
+
+(sg: stop_gradient), in the same per-value units as the reconstruction loss.
+
+Matryoshka (Bussmann et al. 2025; with BatchTopK, SAELens'
+MatryoshkaBatchTopK): each prefix size m in `prefixes` (m < N) reconstructs
+x from the first m latents alone, and the loss adds each
+
+    L_prefix_m = mean_n mean_i (x_ni - (h_n[:m] W_dec[:m] + b_dec)_i)^2
+
+so the early latents learn the general features and later ones refine them.
+
+These are training losses only (`training_loss_terms`, each reported under
+its name): Keras' validation loss and the exported model's calls do not
+compute them. Under a normalisation they are in its units (s * x).
 """
 
 import math
@@ -47,6 +65,10 @@ DEFAULT_DEAD_AFTER_EXAMPLES = 50_000
 AUX_EPSILON = 1e-8
 # Ranks live latents below every dead one when AuxK picks its top aux_k.
 NOT_DEAD = -1e30
+# The names of the training loss terms (TensorBoard: epoch_val_<name>).
+AUXK_LOSS = "auxk_loss"
+GATED_AUX_LOSS = "gated_aux_loss"
+PREFIX_LOSS = "prefix_{}_loss"
 
 
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
@@ -63,11 +85,13 @@ class SparseDictionary(keras.Model):
         aux_coefficient: weight of the AuxK loss.
         dead_after_examples: training examples without firing after which a
             latent counts as dead.
+        prefixes: Matryoshka prefix sizes (increasing, each < the latents;
+            empty: off).
     """
 
     def __init__(self, encoder, decoder, noise_stddev=0.0, aux_k=0,
                  aux_coefficient=DEFAULT_AUX_COEFFICIENT,
-                 dead_after_examples=DEFAULT_DEAD_AFTER_EXAMPLES, **kwargs):
+                 dead_after_examples=DEFAULT_DEAD_AFTER_EXAMPLES, prefixes=(), **kwargs):
         super().__init__(**kwargs)
         if isinstance(encoder, dict):
             encoder = keras.saving.deserialize_keras_object(encoder)
@@ -82,6 +106,7 @@ class SparseDictionary(keras.Model):
         self.aux_k = _check_count("aux_k", aux_k, high=units)
         self.aux_coefficient = float(aux_coefficient)
         self.dead_after_examples = _check_count("dead_after_examples", dead_after_examples)
+        self.prefixes = check_prefixes(prefixes, units)
         self.examples_since_fired = self.add_weight(
             shape=(units,), initializer="zeros", trainable=False, name="examples_since_fired"
         )
@@ -99,10 +124,74 @@ class SparseDictionary(keras.Model):
             fired = ops.cast(ops.any(h > 0, axis=0), self.examples_since_fired.dtype)
             batch = ops.cast(ops.shape(h)[0], self.examples_since_fired.dtype)
             self.examples_since_fired.assign((self.examples_since_fired + batch) * (1 - fired))
-            # An auxiliary training loss: inference and serving skip its work.
-            if self.aux_k:
-                self.add_loss(self.aux_coefficient * self.auxk_loss(x, x_hat))
+            # Auxiliary training losses: inference and serving skip their work.
+            for value in self.training_loss_terms(x, x_hat, h).values():
+                self.add_loss(value)
         return x_hat
+
+    def training_loss_terms(self, x, x_hat, h=None):
+        """{name: float32 value, coefficient applied} of the training-only losses
+        (AuxK, the gated auxiliary loss, the Matryoshka prefixes; module docstring)."""
+        terms = {}
+        if self.aux_k:
+            terms[AUXK_LOSS] = self.aux_coefficient * self.auxk_loss(x, x_hat)
+        gated = getattr(self._code_layer(), "code_activation_layer", None)
+        if hasattr(gated, "gate"):
+            terms[GATED_AUX_LOSS] = self.gated_aux_loss(x)
+        if self.prefixes:
+            h = self.encoder(x, training=False) if h is None else h
+            terms.update(self.prefix_losses(x, h))
+        return terms
+
+    def _code_layer(self):
+        return self.encoder.get_layer(_assembly.CODE_LAYER)
+
+    def _code_inputs(self, x):
+        """The code layer's inputs for `x` (x - b_pre, normalised if the model is)."""
+        code_layer = self._code_layer()
+        for layer in self.encoder.layers:
+            if layer is code_layer:
+                break
+            x = layer(x)
+        return x
+
+    def _target(self, x):
+        """x as a flat float32 (N, D) in the units the decoder works in (s * x)."""
+        x = ops.cast(x, "float32")
+        return ops.reshape(x, (ops.shape(x)[0], -1)) * self._scale()
+
+    def _decode_linear(self, code, rows):
+        """code (N, m) @ sg(W_dec[rows]) + sg(b_dec) as float32 (N, D): the frozen decoder."""
+        kernel = self.decoder.get_layer(DICTIONARY_LAYER).kernel
+        bias = self.decoder.get_layer("decoder_bias").bias
+        return ops.cast(ops.matmul(code, ops.cast(kernel[rows], code.dtype)), "float32") + \
+            ops.cast(ops.reshape(bias, (1, -1)), "float32")
+
+    def gated_aux_loss(self, x):
+        """The gated code's auxiliary reconstruction loss (module docstring), float32."""
+        code_layer = self._code_layer()
+        inputs = self._code_inputs(x)
+        gate = code_layer.code_activation_layer.gate(
+            ops.matmul(inputs, ops.cast(code_layer.kernel, inputs.dtype)))
+        frozen = ops.stop_gradient
+        kernel = frozen(ops.cast(self.decoder.get_layer(DICTIONARY_LAYER).kernel, gate.dtype))
+        bias = frozen(ops.cast(self.decoder.get_layer("decoder_bias").bias, "float32"))
+        via_gate = ops.cast(ops.matmul(gate, kernel), "float32") + ops.reshape(bias, (1, -1))
+        return ops.mean(ops.square(self._target(x) - via_gate))
+
+    def prefix_losses(self, x, h):
+        """{PREFIX_LOSS.format(m): loss} of each Matryoshka prefix (module docstring)."""
+        target, h = self._target(x), ops.reshape(h, (ops.shape(h)[0], -1))
+        kernel = self.decoder.get_layer(DICTIONARY_LAYER).kernel
+        x_hat = ops.reshape(ops.cast(self.decoder.get_layer("decoder_bias").bias, "float32"),
+                            (1, -1))
+        losses, start = {}, 0
+        for size in self.prefixes:  # each prefix adds its block of latents
+            block = ops.matmul(h[:, start:size], ops.cast(kernel[start:size], h.dtype))
+            x_hat = x_hat + ops.cast(block, "float32")
+            losses[PREFIX_LOSS.format(size)] = ops.mean(ops.square(target - x_hat))
+            start = size
+        return losses
 
     def dead_mask(self):
         """(N,) bool: latents that have not fired for `dead_after_examples`."""
@@ -119,14 +208,11 @@ class SparseDictionary(keras.Model):
                         lambda: ops.zeros((), "float32"))
 
     def _auxk_loss(self, x, x_hat, dead):
-        code_layer = self.encoder.get_layer(_assembly.CODE_LAYER)
-        centered = x
-        for layer in self.encoder.layers:
-            if layer is code_layer:
-                break
-            centered = layer(centered)
-        pre = (ops.matmul(centered, ops.cast(code_layer.kernel, centered.dtype))
-               + ops.cast(code_layer.bias, centered.dtype))
+        code_layer = self._code_layer()
+        centered = self._code_inputs(x)
+        pre = ops.matmul(centered, ops.cast(code_layer.kernel, centered.dtype))
+        if code_layer.use_bias:
+            pre = pre + ops.cast(code_layer.bias, centered.dtype)
         dead = dead[None, :]
         # The top aux_k dead latents of each example by pre-activation, with
         # their signed values: a dead latent's pre-activation is mostly
@@ -161,7 +247,19 @@ class SparseDictionary(keras.Model):
             "aux_k": self.aux_k,
             "aux_coefficient": self.aux_coefficient,
             "dead_after_examples": self.dead_after_examples,
+            "prefixes": list(self.prefixes),
         }
+
+
+def check_prefixes(prefixes, units):
+    """`prefixes` as a tuple of increasing ints in [1, units); a size equal to
+    `units` (the whole dictionary, the main loss already) is dropped."""
+    prefixes = _assembly.check_int_tuple("prefixes", prefixes)
+    if any(b <= a for a, b in zip(prefixes, prefixes[1:])) or any(p > units for p in prefixes):
+        raise ValueError(
+            f"Expected `prefixes` to be increasing sizes <= the {units} latents. "
+            f"Received: prefixes={prefixes!r}")
+    return tuple(p for p in prefixes if p < units)
 
 
 def _check_count(name, value, high=math.inf):
@@ -184,6 +282,7 @@ def build_dictionary_autoencoder(
     dead_after_examples=DEFAULT_DEAD_AFTER_EXAMPLES,
     noise_stddev=0.0,
     normalize="none",
+    prefixes=(),
     seed: int | None = None,
     name="sparse_dictionary",
 ):
@@ -206,6 +305,9 @@ def build_dictionary_autoencoder(
             (set from the data before training, so that the mean squared
             norm is D) and its output by 1/s, so it takes and returns raw
             data; needs a linear output.
+        prefixes: Matryoshka prefix sizes, e.g. 128,512: each prefix of
+            the latents also reconstructs x, and the loss sums them (empty:
+            off). Needs a linear output.
         seed: seed of the dictionary's initial weights.
         name: model name.
 
@@ -222,6 +324,13 @@ def build_dictionary_autoencoder(
             f"aux_k={aux_k}"
         )
     code_activation = _assembly.check_code_activation(code_activation)
+    linear_losses = {"prefixes": bool(prefixes),
+                     "a gated code": getattr(code_activation, "dictionary_only", False)}
+    for what, used in linear_losses.items():
+        if used and output_activation != "linear":
+            raise ValueError(
+                f"Expected output_activation='linear' with {what} (its losses reconstruct "
+                f"linearly). Received: output_activation={output_activation!r}")
     regularizer, code_penalty = _assembly.resolve_penalty(
         activity_regularizer, code_activation, accepts_code_penalty=True
     )
@@ -259,7 +368,8 @@ def build_dictionary_autoencoder(
     encoder.get_layer(_assembly.CODE_LAYER).kernel.assign(rows.T.astype("float32"))
     return SparseDictionary(
         encoder, decoder, noise_stddev=noise_stddev, aux_k=aux_k,
-        aux_coefficient=aux_coefficient, dead_after_examples=dead_after_examples, name=name,
+        aux_coefficient=aux_coefficient, dead_after_examples=dead_after_examples,
+        prefixes=prefixes, name=name,
     )
 
 

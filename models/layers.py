@@ -20,8 +20,10 @@ class CodeDense(keras.layers.Dense):
 
     def __init__(self, units, code_activation="relu", code_penalty=None, **kwargs):
         kwargs.pop("activation", None)
-        super().__init__(units, activation=None, **kwargs)
         layer = get_code_activation(code_activation)
+        if getattr(layer, "owns_bias", False):  # the gated code's biases are its own
+            kwargs["use_bias"] = False
+        super().__init__(units, activation=None, **kwargs)
         self.code_activation_layer = layer
         self._activation_fn = (
             keras.activations.get(code_activation) if layer is None else None

@@ -83,10 +83,12 @@ def loss_terms(model, x):
     """The named terms of the loss for images `x`, at inference (NumPy floats).
 
     Returns:
-        dict with RECONSTRUCTION and PENALTY (every term the model adds at
-        inference: the activity and code penalties), whose sum is Keras'
-        validation loss, and for models with AuxK the AUXK term the training
-        loss adds (with its coefficient); and the reconstructions.
+        dict with RECONSTRUCTION, PENALTY (the activity and code penalties the
+        model adds at inference) and each penalty of a layer that names its
+        own (`loss_name`, e.g. JumpReLU's "l0_loss"), whose sum is Keras'
+        validation loss; and the training-only terms of the model
+        (`training_loss_terms`: AUXK, the gated and Matryoshka losses, with
+        their coefficients); and the reconstructions.
     """
     x_hat = model(x, training=False)
     loss = keras.losses.get(reconstruction_loss(model))
@@ -94,6 +96,25 @@ def loss_terms(model, x):
         RECONSTRUCTION: float(keras.ops.mean(loss(x, x_hat))),
         PENALTY: _total(model.losses),
     }
-    if getattr(model, "aux_k", 0):
-        terms[AUXK] = model.aux_coefficient * float(model.auxk_loss(x, x_hat))
+    named = {}
+    for layer in _leaf_layers(model):  # penalties with their own name (JumpReLU's L0)
+        name = getattr(layer, "loss_name", None)
+        if name and layer.losses:
+            named[name] = named.get(name, 0.0) + _total(layer.losses)
+    terms[PENALTY] -= sum(named.values())
+    terms.update(named)
+    if hasattr(model, "training_loss_terms"):
+        terms.update({name: float(value) for name, value in
+                      model.training_loss_terms(x, x_hat).items()})
     return terms, np.asarray(x_hat)
+
+
+def _leaf_layers(model):
+    """Every layer of `model`, sub-models' and code activations' included."""
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _leaf_layers(layer)
+        inner = getattr(layer, "code_activation_layer", None)
+        if inner is not None:
+            yield inner
