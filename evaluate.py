@@ -22,15 +22,7 @@ def parse_args(argv=None):
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("model", help=f"a .keras file, or a NAME in {table['default_models_dir']}/")
-    parser.add_argument("--data", default=None,
-                        help=f"an .npz in the Keras layout or an .npy of training examples "
-                             f"(default: ${table['data_env_var']}, else the MNIST download)")
-    parser.add_argument("--labels", default=None,
-                        help="with an .npy --data: its labels (.npy), for the probe")
-    parser.add_argument("--test-data", default=None,
-                        help="with an .npy --data: the test examples evaluated (.npy)")
-    parser.add_argument("--test-labels", default=None,
-                        help="with --test-data: their labels (.npy), for the probe")
+    flags.add_data_arguments(parser, table)
     parser.add_argument("--limit", type=int, default=None,
                         help="use only the first N (>= 2) training and test images")
     parser.add_argument("--out", default=None, help="report folder (default: the model's)")

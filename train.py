@@ -96,17 +96,7 @@ def parse_args(argv=None):
             type=_PARSERS.get(option["kind"], flags.KINDS[option["kind"]]), help=option["help"],
         )
     run = parser.add_argument_group("run")
-    run.add_argument("--data", default=None,
-                     help=f"training data: an .npz in the Keras layout (x_train, x_test, optional "
-                          f"y_train, y_test) or an .npy of examples, images (N, H, W[, C]) or "
-                          f"vectors (N, D); docs/own_data.md (default: ${table['data_env_var']}, "
-                          "else the MNIST download)")
-    run.add_argument("--labels", default=None,
-                     help="with an .npy --data: an .npy of its integer labels (default: none)")
-    run.add_argument("--test-data", default=None,
-                     help="with an .npy --data: an .npy of test examples (default: none)")
-    run.add_argument("--test-labels", default=None,
-                     help="with --test-data: an .npy of their labels (default: none)")
+    flags.add_data_arguments(run, table)
     run.add_argument("--limit", type=int, default=None,
                      help="use only the first N training and test images (default: all)")
     run.add_argument("--name", default=None, help="export name (default: the preset or MODEL-REG)")

@@ -68,12 +68,33 @@ def test_trains_and_exports_models_that_load_elsewhere(tmp_path, tiny_mnist, fre
         ("dictionary", "none", ["--code-activation", "wta", "--lifetime-sparsity", "0.1"]),
         ("dictionary", "kl", ["--code-activation", "sigmoid", "--output-activation", "sigmoid"]),
         ("dictionary", "contractive", []),
+        ("dictionary", "none", ["--code-activation", "jumprelu", "--initial-threshold", "0.05",
+                                "--bandwidth", "0.05", "--l0-coefficient", "1e-3"]),
+        ("dictionary", "none", ["--code-activation", "gated", "--l1-coefficient", "1e-3"]),
+        ("dictionary", "none", ["--code-activation", "batchtopk", "--k", "5",
+                                "--prefixes", "8,24"]),
     ],
-    ids=["conv-dense-code", "conv-dense-contractive", "topk", "batchtopk", "wta", "kl", "contractive"],
+    ids=["conv-dense-code", "conv-dense-contractive", "topk", "batchtopk", "wta", "kl", "contractive",
+         "jumprelu", "gated", "matryoshka"],
 )
 def test_every_code_kind_trains_and_exports_from_the_command_line(
         tmp_path, tiny_mnist, fresh_python, model, reg, extra):
     check_trains_and_exports(tmp_path, tiny_mnist, fresh_python, model, reg, extra)
+
+
+@pytest.mark.parametrize("extra,terms", [
+    (["--code-activation", "jumprelu"], ["l0_loss"]),
+    (["--code-activation", "gated"], ["gate_l1_loss", "gated_aux_loss"]),
+    (["--code-activation", "batchtopk", "--k", "5", "--prefixes", "8,24,48"],
+     ["prefix_8_loss", "prefix_24_loss"]),
+    (["--code-activation", "topk", "--k", "5", "--aux-k", "8"], ["auxk_loss"]),
+], ids=["jumprelu", "gated", "matryoshka", "auxk"])
+def test_every_loss_term_reaches_tensorboard_under_its_name(tmp_path, tiny_mnist, extra, terms):
+    summary = train.main(tiny_args(tmp_path, tiny_mnist, "dictionary", "none", *extra))
+    validation = event_tags(Path(summary["logs"]) / "validation")
+    for term in ["reconstruction_loss", "sparsity_penalty", *terms]:
+        assert validation.get(f"epoch_{term}") == [0], term
+        assert np.isfinite(summary["final_metrics"][f"val_{term}"]), term
 
 
 def check_trains_and_exports(tmp_path, tiny_mnist, fresh_python, model, reg, extra):
