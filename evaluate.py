@@ -1,4 +1,4 @@
-"""Report how well and how sparsely a saved autoencoder reconstructs MNIST.
+"""Report how well and how sparsely a saved autoencoder reconstructs MNIST or your data.
 
     python evaluate.py saved_models/conv-l1.keras --data ../shared/data/mnist.npz
 
@@ -26,8 +26,7 @@ def parse_args(argv=None):
     )
     parser.add_argument("model", nargs="+",
                         help=f"one or more .keras files or NAMEs in {table['default_models_dir']}/")
-    parser.add_argument("--data", default=None,
-                        help=f"MNIST .npz (default: ${table['data_env_var']}, else download)")
+    flags.add_data_arguments(parser, table)
     parser.add_argument("--limit", type=int, default=None,
                         help="use only the first N (>= 2) training and test images")
     parser.add_argument("--out", default=None,
@@ -64,7 +63,8 @@ def main(argv=None):
                 reports.append({"browser": str(path)})
                 continue
             reports.append(evaluation.evaluate(
-                model, data_path=args.data, limit=args.limit, out=args.out,
+                model, data_path=args.data, labels=args.labels, test_data=args.test_data,
+                test_labels=args.test_labels, limit=args.limit, out=args.out,
                 threshold=args.active_threshold, probe=not args.no_probe))
             _print_report(reports[-1])
     except (ValueError, OSError) as error:

@@ -1,6 +1,8 @@
-"""Train a sparse autoencoder on MNIST, log to TensorBoard, export to runs/.
+"""Train a sparse autoencoder on MNIST or your data, log to TensorBoard, export to runs/.
 
     python train.py --model conv --reg l1 --data ../shared/data/mnist.npz
+    python train.py --model dictionary --reg none --data activations.npy \
+        --code-activation topk --k 32        # your own vectors: docs/own_data.md
 
 The defaults of each (--model, --reg) pair reproduce that zoo model
 (pipeline/manifest.py); `--preset NAME` picks any zoo model; every flag
@@ -21,6 +23,8 @@ from pipeline import flags  # the flag table, without TensorFlow
 
 # Exit status of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT).
 INTERRUPTED_EXIT = 130
+# The flags that name data files (the same in evaluate.py).
+DATA_FLAGS = ("data", "labels", "test_data", "test_labels")
 
 
 class _OneLineErrorParser(argparse.ArgumentParser):
@@ -92,9 +96,7 @@ def parse_args(argv=None):
             type=_PARSERS.get(option["kind"], flags.KINDS[option["kind"]]), help=option["help"],
         )
     run = parser.add_argument_group("run")
-    run.add_argument("--data", default=None,
-                     help=f"MNIST .npz in the Keras layout (default: ${table['data_env_var']}, "
-                          "else download)")
+    flags.add_data_arguments(run, table)
     run.add_argument("--limit", type=int, default=None,
                      help="use only the first N training and test images (default: all)")
     run.add_argument("--name", default=None, help="export name (default: the preset or MODEL-REG)")
@@ -165,7 +167,9 @@ def _report(summary, args):
         f"exported {exports['keras']}, {exports['saved_model']} (SavedModel), {exports['json']}",
         f"logs in {summary['logs']}",
         "next:",
-        f"  python evaluate.py {exports['keras']}" + (f" --data {args.data}" if args.data else ""),
+        f"  python evaluate.py {exports['keras']}" + "".join(
+            f" --{flag.replace('_', '-')} {getattr(args, flag)}"
+            for flag in DATA_FLAGS if getattr(args, flag)),
         f"  tensorboard --logdir {Path(summary['logs']).parent}    # this name's runs side by side",
     ]
     print("\n".join(lines))
@@ -186,7 +190,8 @@ def main(argv=None):
         if args.print_config:
             return config
         summary = training.train(
-            config, data_path=args.data, limit=args.limit, name=name, out=args.out,
+            config, data_path=args.data, labels=args.labels, test_data=args.test_data,
+            test_labels=args.test_labels, limit=args.limit, name=name, out=args.out,
             logdir=args.logdir, dry_run=args.dry_run, distribute=args.distribute,
             cpu_replicas=args.cpu_replicas, restart=args.restart, overwrite=args.overwrite,
         )

@@ -18,9 +18,13 @@ from models import layers
 from models._assembly import CODE_LAYER
 from models._assembly import DECODER
 from models._assembly import ENCODER
+from models._assembly import NO_NORMALIZATION
+from models._assembly import NORMALIZATIONS
 from models._assembly import UNIT_INTERVAL_ACTIVATIONS
 from models._assembly import calibrate_thresholds
 from models._assembly import calibrating_layers
+from models._assembly import input_scale
+from models._assembly import set_normalization
 from models.activations import CODE_ACTIVATIONS
 from models.activations import BatchTopK
 from models.activations import LifetimeWTA
@@ -29,6 +33,10 @@ from models.conv import build_conv_autoencoder
 from models.dense import build_dense_autoencoder
 from models.dictionary import SparseDictionary
 from models.dictionary import build_dictionary_autoencoder
+
+
+# The kinds of examples a family may accept (as pipeline.data names them).
+IMAGES, VECTORS = "images", "vectors"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,12 +51,15 @@ class Family:
             any of them can be overridden.
         data_initializer: `f(model, x)` that sets weights from training
             images before training, or None.
+        accepts: the kinds of examples it takes: IMAGES (N, H, W, C) and/or
+            VECTORS (N, D); training refuses the others in one line.
     """
 
     builder: Callable
     summary: str
     defaults: dict = dataclasses.field(default_factory=dict)
     data_initializer: Callable | None = None
+    accepts: tuple = (IMAGES, VECTORS)
 
 
 FAMILIES = {
@@ -63,6 +74,7 @@ FAMILIES = {
         "conv encoder, a code map (or a dense code with --code-units), transposed-conv decoder",
         # XLA slows the convolutions down on a 2-core CPU.
         dict(code_size=32, jit_compile=False, steps_per_execution=16, epochs=20),
+        accepts=(IMAGES,),
     ),
     "dictionary": Family(
         build_dictionary_autoencoder,
@@ -87,6 +99,8 @@ __all__ = [
     "CODE_LAYER",
     "DECODER",
     "ENCODER",
+    "NO_NORMALIZATION",
+    "NORMALIZATIONS",
     "FAMILIES",
     "UNIT_INTERVAL_ACTIVATIONS",
     "BatchTopK",
@@ -100,6 +114,8 @@ __all__ = [
     "build_dictionary_autoencoder",
     "calibrate_thresholds",
     "calibrating_layers",
+    "input_scale",
+    "set_normalization",
     "get_family",
     "layers",
 ]

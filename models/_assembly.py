@@ -7,6 +7,7 @@ import numpy as np
 
 from models.activations import CODE_ACTIVATIONS
 from models.activations import get_code_activation
+from models.layers import Rescale
 
 # Activations whose outputs lie strictly inside (0, 1): the only ones on which
 # a penalty with `requires_unit_interval` (such as KL sparsity) is defined.
@@ -17,6 +18,12 @@ DECODER = "decoder"
 CODE_LAYER = "code"
 # calibrate_thresholds runs the encoder over this many images at a time.
 CALIBRATION_CHUNK = 500
+# Per-dataset normalisations (`normalize`): none, or a scale s with which the
+# mean squared norm of s * x is D, the number of values of an example (the
+# SAE literature's; SAELens' "expected_average_only_in").
+NO_NORMALIZATION, MEAN_NORM = "none", "mean-norm"
+NORMALIZATIONS = (NO_NORMALIZATION, MEAN_NORM)
+NORMALIZE_LAYER, DENORMALIZE_LAYER = "normalize", "denormalize"
 
 
 def output_dtype():
@@ -85,6 +92,41 @@ def check_input_shape(input_shape, *, rank=None):
     return shape
 
 
+def normalization_layers(normalize, output_activation):
+    """([normalize layer], [denormalize layer]) for the ends of encoder and decoder,
+    or ([], []) for normalize="none".
+
+    The scale is 1 until `set_normalization` sets it from the data. A
+    normalised model reconstructs linearly (a sigmoid's [0, 1] scaled by 1/s
+    is not the data's range).
+    """
+    if normalize not in NORMALIZATIONS:
+        raise ValueError(f"Expected `normalize` in {list(NORMALIZATIONS)}. "
+                         f"Received: normalize={normalize!r}")
+    if normalize == NO_NORMALIZATION:
+        return [], []
+    if output_activation != "linear":
+        raise ValueError(
+            f"Expected output_activation='linear' with normalize={normalize!r}. "
+            f"Received: output_activation={output_activation!r}")
+    return ([Rescale(name=NORMALIZE_LAYER)],
+            [Rescale(inverse=True, name=DENORMALIZE_LAYER, dtype=output_dtype())])
+
+
+def input_scale(model):
+    """The scale variable of the model's normalisation, or None without one."""
+    names = [layer.name for layer in model.get_layer(ENCODER).layers]
+    if NORMALIZE_LAYER not in names:
+        return None
+    return model.get_layer(ENCODER).get_layer(NORMALIZE_LAYER).scale
+
+
+def set_normalization(model, scale):
+    """Sets the scale s of the model's normalize and denormalize layers."""
+    model.get_layer(ENCODER).get_layer(NORMALIZE_LAYER).scale.assign(scale)
+    model.get_layer(DECODER).get_layer(DENORMALIZE_LAYER).scale.assign(scale)
+
+
 def check_noise_stddev(noise_stddev):
     """Returns `noise_stddev` as a float if it is finite and >= 0."""
     if (
@@ -134,6 +176,16 @@ def check_code_activation(code_activation):
             f"a code activation layer ({sorted(CODE_ACTIVATIONS)}). "
             f"Received: code_activation={code_activation!r}"
         ) from None
+
+
+def refuse_dictionary_only(code_activation, family):
+    """Raises unless `code_activation` works outside a dictionary (the gated code's
+    auxiliary loss needs the dictionary's decoder)."""
+    if getattr(code_activation, "dictionary_only", False):
+        raise ValueError(
+            f"Expected --model dictionary for code_activation "
+            f"{type(code_activation).__name__} (its auxiliary loss reconstructs through the "
+            f"dictionary's decoder). Received: a {family} model")
 
 
 def _is_code_penalty(identifier):

@@ -281,11 +281,188 @@ class LifetimeWTA(_CodeActivation):
         return {**super().get_config(), "lifetime_sparsity": self.lifetime_sparsity}
 
 
+def _check_positive_float(name, value):
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not math.isfinite(value) or value <= 0):
+        raise ValueError(f"Expected `{name}` to be a finite number > 0. Received: {name}={value!r}")
+    return float(value)
+
+
+def _check_coefficient(name, value):
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not math.isfinite(value) or value < 0):
+        raise ValueError(f"Expected `{name}` in [0, inf). Received: {name}={value!r}")
+    return float(value)
+
+
+def rectangle(u):
+    """The rectangle kernel K(u) = 1 if |u| < 1/2 else 0."""
+    return ops.cast((u > -0.5) & (u < 0.5), u.dtype)
+
+
+def jump_relu(z, threshold, bandwidth):
+    """z * H(z - theta), with the straight-through gradients of Rajamanoharan et al. 2024.
+
+        d/dz     = H(z - theta)
+        d/dtheta = -(theta / eps) K((z - theta) / eps)      (summed over the batch)
+
+    Args:
+        z: pre-activations (N, units); threshold: theta (units,), > 0;
+        bandwidth: eps, the width of the rectangle kernel K.
+    """
+
+    @ops.custom_gradient
+    def forward(z, threshold):
+        above = ops.cast(z > threshold, z.dtype)
+
+        def grad(*args, upstream=None):
+            upstream = args[0] if upstream is None else upstream
+            kernel = rectangle((z - threshold) / bandwidth)
+            return (above * upstream,
+                    ops.sum(-(threshold / bandwidth) * kernel * upstream, axis=0))
+
+        return z * above, grad
+
+    return forward(z, threshold)
+
+
+def step(z, threshold, bandwidth):
+    """H(z - theta), with the pseudo-derivatives of Rajamanoharan et al. 2024:
+
+        d/dz = 0        d/dtheta = -(1 / eps) K((z - theta) / eps)
+    """
+
+    @ops.custom_gradient
+    def forward(z, threshold):
+        def grad(*args, upstream=None):
+            upstream = args[0] if upstream is None else upstream
+            kernel = rectangle((z - threshold) / bandwidth)
+            return ops.zeros_like(z), ops.sum(-(1.0 / bandwidth) * kernel * upstream, axis=0)
+
+        return ops.cast(z > threshold, z.dtype), grad
+
+    return forward(z, threshold)
+
+
+@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+class JumpReLU(_CodeActivation):
+    """JumpReLU with a learned threshold per latent (Rajamanoharan et al. 2024,
+    "Jumping Ahead"), and its L0 penalty.
+
+        h = z * H(z - theta),   theta = exp(log_theta)   (a trainable weight per unit)
+        L0 penalty = l0_coefficient * mean_n sum_j H(z_nj - theta_j)
+
+    H has no gradient; training uses the paper's straight-through estimators
+    (`jump_relu`, `step`) with a rectangle kernel of width `bandwidth`: theta
+    learns from the reconstruction and from the penalty, z only where it
+    fires. The penalty is added to the loss on every call, and reported as
+    `l0_loss`. log(theta) is stored, as the paper's code does, so theta stays > 0.
+
+    Arguments:
+        initial_threshold: theta of every unit before training (> 0).
+        bandwidth: eps of the straight-through estimator (> 0), in the
+            units of the pre-activations.
+        l0_coefficient: weight of the L0 penalty (>= 0), against the mean
+            squared error per value.
+    """
+
+    loss_name = "l0_loss"
+
+    def __init__(self, initial_threshold=1e-3, bandwidth=1e-3, l0_coefficient=1e-3, **kwargs):
+        kwargs.pop("positive", None)  # z * H(z - theta) >= 0 already
+        super().__init__(positive=True, **kwargs)
+        self.initial_threshold = _check_positive_float("initial_threshold", initial_threshold)
+        self.bandwidth = _check_positive_float("bandwidth", bandwidth)
+        self.l0_coefficient = _check_coefficient("l0_coefficient", l0_coefficient)
+
+    def build(self, input_shape):
+        self.log_threshold = self.add_weight(
+            shape=(math.prod(input_shape[1:]),), name="log_threshold",
+            initializer=keras.initializers.Constant(math.log(self.initial_threshold)))
+
+    def threshold(self, dtype="float32"):
+        """theta per unit (units,)."""
+        return ops.exp(ops.cast(self.log_threshold, dtype))
+
+    def call(self, x, training=False):
+        flat = _flat(x)
+        threshold = self.threshold(flat.dtype)
+        if self.l0_coefficient:
+            l0 = ops.sum(step(flat, threshold, self.bandwidth), axis=1)
+            self.add_loss(self.l0_coefficient * ops.cast(ops.mean(l0), "float32"))
+        return ops.reshape(jump_relu(flat, threshold, self.bandwidth), ops.shape(x))
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("positive")
+        return {**config, "initial_threshold": self.initial_threshold,
+                "bandwidth": self.bandwidth, "l0_coefficient": self.l0_coefficient}
+
+
+@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+class Gated(_CodeActivation):
+    """The gated code (Rajamanoharan et al. 2024, "Improving Dictionary Learning
+    with Gated Sparse Autoencoders").
+
+    From z = W_gate (x - b_pre), the code layer's product without bias:
+
+        pi_gate = z + b_gate                       (which latents fire)
+        pi_mag  = exp(r_mag) * z + b_mag           (how much: W_mag = exp(r_mag) W_gate, tied)
+        h       = H(pi_gate) * relu(pi_mag)
+        L1 penalty = l1_coefficient * mean_n sum_j relu(pi_gate_nj)
+
+    H has no gradient, so the gate path learns from the penalty (reported as
+    `gate_l1_loss`; the paper's decoder-norm factor is 1 for the dictionary's
+    unit-norm rows) and from the dictionary's auxiliary loss, which
+    reconstructs x from relu(pi_gate) through a frozen copy of the decoder
+    (`SparseDictionary`, `gated_aux_loss`): a dictionary-only code activation.
+
+    Arguments:
+        l1_coefficient: weight of the L1 penalty on the gate (>= 0).
+    """
+
+    loss_name = "gate_l1_loss"
+    owns_bias = True  # the code layer computes z without one
+    dictionary_only = True
+
+    def __init__(self, l1_coefficient=1e-3, **kwargs):
+        kwargs.pop("positive", None)
+        super().__init__(positive=True, **kwargs)
+        self.l1_coefficient = _check_coefficient("l1_coefficient", l1_coefficient)
+
+    def build(self, input_shape):
+        units = (math.prod(input_shape[1:]),)
+        self.b_gate, self.r_mag, self.b_mag = (
+            self.add_weight(shape=units, initializer="zeros", name=name)
+            for name in ("b_gate", "r_mag", "b_mag"))
+
+    def gate(self, z):
+        """relu(pi_gate) (N, units), with gradients to W_gate and b_gate."""
+        return ops.relu(_flat(z) + ops.cast(self.b_gate, z.dtype))
+
+    def call(self, x, training=False):
+        flat = _flat(x)
+        pi_gate = flat + ops.cast(self.b_gate, flat.dtype)
+        pi_mag = ops.exp(ops.cast(self.r_mag, flat.dtype)) * flat + ops.cast(self.b_mag, flat.dtype)
+        if self.l1_coefficient:
+            penalty = ops.mean(ops.sum(ops.relu(pi_gate), axis=1))
+            self.add_loss(self.l1_coefficient * ops.cast(penalty, "float32"))
+        h = ops.cast(ops.stop_gradient(pi_gate) > 0, flat.dtype) * ops.relu(pi_mag)
+        return ops.reshape(h, ops.shape(x))
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("positive")
+        return {**config, "l1_coefficient": self.l1_coefficient}
+
+
 # Name on the command line -> layer class.
 CODE_ACTIVATIONS = {
     "topk": TopK,
     "batchtopk": BatchTopK,
     "wta": LifetimeWTA,
+    "jumprelu": JumpReLU,
+    "gated": Gated,
 }
 
 

@@ -103,6 +103,7 @@ def build_conv_autoencoder(
     _assembly.activation_name("activation", activation)
     _assembly.activation_name("output_activation", output_activation)
     code_activation = _assembly.check_code_activation(code_activation)
+    _assembly.refuse_dictionary_only(code_activation, "conv")
     regularizer, code_penalty = _assembly.resolve_penalty(
         activity_regularizer, code_activation, accepts_code_penalty=code_units is not None
     )

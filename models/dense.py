@@ -20,6 +20,7 @@ def build_dense_autoencoder(
     output_activation="sigmoid",
     activity_regularizer=None,
     noise_stddev=0.0,
+    normalize="none",
     name="dense_autoencoder",
 ):
     """Builds a dense autoencoder with a mirrored decoder.
@@ -44,6 +45,10 @@ def build_dense_autoencoder(
             registered name, or None.
         noise_stddev: standard deviation of Gaussian input noise added in
             training only (a denoising autoencoder when > 0).
+        normalize: "none", or "mean-norm": the model scales its input by s
+            (set from the data before training, so that the mean squared
+            norm is D) and its output by 1/s, so it takes and returns raw
+            data; needs a linear output.
         name: model name.
 
     Returns:
@@ -55,12 +60,15 @@ def build_dense_autoencoder(
     _assembly.activation_name("activation", activation)
     _assembly.activation_name("output_activation", output_activation)
     code_activation = _assembly.check_code_activation(code_activation)
+    _assembly.refuse_dictionary_only(code_activation, "dense")
     regularizer, code_penalty = _assembly.resolve_penalty(
         activity_regularizer, code_activation, accepts_code_penalty=True
     )
+    normalizing, denormalizing = _assembly.normalization_layers(
+        normalize, _assembly.activation_name("output_activation", output_activation))
 
     # === Encoder ===
-    encoder_layers = [keras.layers.Flatten()]
+    encoder_layers = [*normalizing, keras.layers.Flatten()]
     encoder_layers += [keras.layers.Dense(units, activation) for units in hidden_units]
     encoder_layers.append(
         CodeDense(
@@ -79,6 +87,7 @@ def build_dense_autoencoder(
         keras.layers.Dense(math.prod(input_shape), output_activation,
                            dtype=_assembly.output_dtype()),
         keras.layers.Reshape(input_shape, name="reconstruction", dtype=_assembly.output_dtype()),
+        *denormalizing,
     ]
     return _assembly.assemble_autoencoder(
         input_shape,

@@ -29,8 +29,26 @@ e = x - x_hat (held constant):
     L_aux  = aux_coefficient * mean_n ||e_n - e_hat_n||^2 / ||e_n||^2
 
 and is 0 while no latent is dead. Its gradient reaches only the dead latents'
-encoder weights (and their decoder rows). It is a training loss only: Keras'
-validation loss and the exported model's calls do not compute it.
+encoder weights (and their decoder rows).
+
+Gated code (`models.activations.Gated`, Rajamanoharan et al. 2024): the gate
+path learns from an auxiliary reconstruction through a frozen decoder copy,
+
+    L_gated_aux = mean_n mean_i (x_ni - (relu(pi_gate_n) sg(W_dec) + sg(b_dec))_i)^2
+
+(sg: stop_gradient), in the same per-value units as the reconstruction loss.
+
+Matryoshka (Bussmann et al. 2025; with BatchTopK, SAELens'
+MatryoshkaBatchTopK): each prefix size m in `prefixes` (m < N) reconstructs
+x from the first m latents alone, and the loss adds each
+
+    L_prefix_m = mean_n mean_i (x_ni - (h_n[:m] W_dec[:m] + b_dec)_i)^2
+
+so the early latents learn the general features and later ones refine them.
+
+These are training losses only (`training_loss_terms`, each reported under
+its name): Keras' validation loss and the exported model's calls do not
+compute them. Under a normalisation they are in its units (s * x).
 """
 
 import math
@@ -55,6 +73,10 @@ DEFAULT_DEAD_AFTER_EXAMPLES = 50_000
 AUX_EPSILON = 1e-8
 # Ranks live latents below every dead one when AuxK picks its top aux_k.
 NOT_DEAD = -1e30
+# The names of the training loss terms (TensorBoard: epoch_val_<name>).
+AUXK_LOSS = "auxk_loss"
+GATED_AUX_LOSS = "gated_aux_loss"
+PREFIX_LOSS = "prefix_{}_loss"
 
 
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
@@ -73,11 +95,14 @@ class SparseDictionary(keras.Model):
             latent counts as dead.
         tied_weights: decode with the encoder's kernel transposed (module
             docstring).
+        prefixes: Matryoshka prefix sizes (increasing, each < the latents;
+            empty: off).
     """
 
     def __init__(self, encoder, decoder, noise_stddev=0.0, aux_k=0,
                  aux_coefficient=DEFAULT_AUX_COEFFICIENT,
-                 dead_after_examples=DEFAULT_DEAD_AFTER_EXAMPLES, tied_weights=False, **kwargs):
+                 dead_after_examples=DEFAULT_DEAD_AFTER_EXAMPLES, prefixes=(),
+                 tied_weights=False, **kwargs):
         super().__init__(**kwargs)
         if isinstance(encoder, dict):
             encoder = keras.saving.deserialize_keras_object(encoder)
@@ -96,6 +121,7 @@ class SparseDictionary(keras.Model):
             raise ValueError(f"Expected `tied_weights` to be a bool. Received: "
                              f"tied_weights={tied_weights!r}")
         self.tied_weights = tied_weights
+        self.prefixes = check_prefixes(prefixes, units)
         self.examples_since_fired = self.add_weight(
             shape=(units,), initializer="zeros", trainable=False, name="examples_since_fired"
         )
@@ -117,9 +143,9 @@ class SparseDictionary(keras.Model):
             fired = ops.cast(ops.any(h > 0, axis=0), self.examples_since_fired.dtype)
             batch = ops.cast(ops.shape(h)[0], self.examples_since_fired.dtype)
             self.examples_since_fired.assign((self.examples_since_fired + batch) * (1 - fired))
-            # An auxiliary training loss: inference and serving skip its work.
-            if self.aux_k:
-                self.add_loss(self.aux_coefficient * self.auxk_loss(x, x_hat))
+            # Auxiliary training losses: inference and serving skip their work.
+            for value in self.training_loss_terms(x, x_hat, h).values():
+                self.add_loss(value)
         return x_hat
 
     def dictionary_kernel(self):
@@ -140,6 +166,69 @@ class SparseDictionary(keras.Model):
             if layer.name != DICTIONARY_LAYER:
                 y = layer(y)
         return y
+    def training_loss_terms(self, x, x_hat, h=None):
+        """{name: float32 value, coefficient applied} of the training-only losses
+        (AuxK, the gated auxiliary loss, the Matryoshka prefixes; module docstring)."""
+        terms = {}
+        if self.aux_k:
+            terms[AUXK_LOSS] = self.aux_coefficient * self.auxk_loss(x, x_hat)
+        gated = getattr(self._code_layer(), "code_activation_layer", None)
+        if hasattr(gated, "gate"):
+            terms[GATED_AUX_LOSS] = self.gated_aux_loss(x)
+        if self.prefixes:
+            h = self.encoder(x, training=False) if h is None else h
+            terms.update(self.prefix_losses(x, h))
+        return terms
+
+    def _code_layer(self):
+        return self.encoder.get_layer(_assembly.CODE_LAYER)
+
+    def _code_inputs(self, x):
+        """The code layer's inputs for `x` (x - b_pre, normalised if the model is)."""
+        code_layer = self._code_layer()
+        for layer in self.encoder.layers:
+            if layer is code_layer:
+                break
+            x = layer(x)
+        return x
+
+    def _target(self, x):
+        """x as a flat float32 (N, D) in the units the decoder works in (s * x)."""
+        x = ops.cast(x, "float32")
+        return ops.reshape(x, (ops.shape(x)[0], -1)) * self._scale()
+
+    def _decode_linear(self, code, rows):
+        """code (N, m) @ sg(W_dec[rows]) + sg(b_dec) as float32 (N, D): the frozen decoder."""
+        kernel = self.dictionary_kernel()
+        bias = self.decoder.get_layer("decoder_bias").bias
+        return ops.cast(ops.matmul(code, ops.cast(kernel[rows], code.dtype)), "float32") + \
+            ops.cast(ops.reshape(bias, (1, -1)), "float32")
+
+    def gated_aux_loss(self, x):
+        """The gated code's auxiliary reconstruction loss (module docstring), float32."""
+        code_layer = self._code_layer()
+        inputs = self._code_inputs(x)
+        gate = code_layer.code_activation_layer.gate(
+            ops.matmul(inputs, ops.cast(code_layer.kernel, inputs.dtype)))
+        frozen = ops.stop_gradient
+        kernel = frozen(ops.cast(self.dictionary_kernel(), gate.dtype))
+        bias = frozen(ops.cast(self.decoder.get_layer("decoder_bias").bias, "float32"))
+        via_gate = ops.cast(ops.matmul(gate, kernel), "float32") + ops.reshape(bias, (1, -1))
+        return ops.mean(ops.square(self._target(x) - via_gate))
+
+    def prefix_losses(self, x, h):
+        """{PREFIX_LOSS.format(m): loss} of each Matryoshka prefix (module docstring)."""
+        target, h = self._target(x), ops.reshape(h, (ops.shape(h)[0], -1))
+        kernel = self.dictionary_kernel()
+        x_hat = ops.reshape(ops.cast(self.decoder.get_layer("decoder_bias").bias, "float32"),
+                            (1, -1))
+        losses, start = {}, 0
+        for size in self.prefixes:  # each prefix adds its block of latents
+            block = ops.matmul(h[:, start:size], ops.cast(kernel[start:size], h.dtype))
+            x_hat = x_hat + ops.cast(block, "float32")
+            losses[PREFIX_LOSS.format(size)] = ops.mean(ops.square(target - x_hat))
+            start = size
+        return losses
 
     def dead_mask(self):
         """(N,) bool: latents that have not fired for `dead_after_examples`."""
@@ -156,14 +245,11 @@ class SparseDictionary(keras.Model):
                         lambda: ops.zeros((), "float32"))
 
     def _auxk_loss(self, x, x_hat, dead):
-        code_layer = self.encoder.get_layer(_assembly.CODE_LAYER)
-        centered = x
-        for layer in self.encoder.layers:
-            if layer is code_layer:
-                break
-            centered = layer(centered)
-        pre = (ops.matmul(centered, ops.cast(code_layer.kernel, centered.dtype))
-               + ops.cast(code_layer.bias, centered.dtype))
+        code_layer = self._code_layer()
+        centered = self._code_inputs(x)
+        pre = ops.matmul(centered, ops.cast(code_layer.kernel, centered.dtype))
+        if code_layer.use_bias:
+            pre = pre + ops.cast(code_layer.bias, centered.dtype)
         dead = dead[None, :]
         # The top aux_k dead latents of each example by pre-activation, with
         # their signed values: a dead latent's pre-activation is mostly
@@ -177,10 +263,16 @@ class SparseDictionary(keras.Model):
         e_hat = ops.cast(e_hat, "float32")
         x, x_hat = ops.cast(x, "float32"), ops.cast(x_hat, "float32")
         flat = ops.reshape(x, (ops.shape(x)[0], -1))
-        e = ops.stop_gradient(flat - ops.reshape(x_hat, ops.shape(flat)))
+        # In the units the code works in: s * x under a normalisation.
+        e = ops.stop_gradient(flat - ops.reshape(x_hat, ops.shape(flat))) * self._scale()
         per_example = ops.sum(ops.square(e - e_hat), axis=1) / (
             ops.sum(ops.square(e), axis=1) + AUX_EPSILON)
         return ops.mean(per_example)
+
+    def _scale(self):
+        """s of the model's normalisation (float32), 1 without one."""
+        scale = _assembly.input_scale(self)
+        return ops.ones((), "float32") if scale is None else ops.cast(scale, "float32")
 
     def get_config(self):
         return {
@@ -192,7 +284,19 @@ class SparseDictionary(keras.Model):
             "aux_coefficient": self.aux_coefficient,
             "dead_after_examples": self.dead_after_examples,
             "tied_weights": self.tied_weights,
+            "prefixes": list(self.prefixes),
         }
+
+
+def check_prefixes(prefixes, units):
+    """`prefixes` as a tuple of increasing ints in [1, units); a size equal to
+    `units` (the whole dictionary, the main loss already) is dropped."""
+    prefixes = _assembly.check_int_tuple("prefixes", prefixes)
+    if any(b <= a for a, b in zip(prefixes, prefixes[1:])) or any(p > units for p in prefixes):
+        raise ValueError(
+            f"Expected `prefixes` to be increasing sizes <= the {units} latents. "
+            f"Received: prefixes={prefixes!r}")
+    return tuple(p for p in prefixes if p < units)
 
 
 def _check_count(name, value, high=math.inf):
@@ -216,6 +320,8 @@ def build_dictionary_autoencoder(
     noise_stddev=0.0,
     tied_weights=False,
     initial_norm=1.0,
+    normalize="none",
+    prefixes=(),
     seed: int | None = None,
     name="sparse_dictionary",
 ):
@@ -238,6 +344,13 @@ def build_dictionary_autoencoder(
             unit-norm constraint then.
         initial_norm: norm of each latent's initial decoder row (> 0; e.g.
             0.28 is N(0, 0.01) per weight for 784 pixels, FC-WTA's start).
+        normalize: "none", or "mean-norm": the model scales its input by s
+            (set from the data before training, so that the mean squared
+            norm is D) and its output by 1/s, so it takes and returns raw
+            data; needs a linear output.
+        prefixes: Matryoshka prefix sizes, e.g. 128,512: each prefix of
+            the latents also reconstructs x, and the loss sums them (empty:
+            off). Needs a linear output.
         seed: seed of the dictionary's initial weights.
         name: model name.
 
@@ -254,15 +367,24 @@ def build_dictionary_autoencoder(
             f"aux_k={aux_k}"
         )
     code_activation = _assembly.check_code_activation(code_activation)
+    linear_losses = {"prefixes": bool(prefixes),
+                     "a gated code": getattr(code_activation, "dictionary_only", False)}
+    for what, used in linear_losses.items():
+        if used and output_activation != "linear":
+            raise ValueError(
+                f"Expected output_activation='linear' with {what} (its losses reconstruct "
+                f"linearly). Received: output_activation={output_activation!r}")
     regularizer, code_penalty = _assembly.resolve_penalty(
         activity_regularizer, code_activation, accepts_code_penalty=True
     )
     initial_norm = _assembly.check_positive_float("initial_norm", initial_norm)
+    normalizing, denormalizing = _assembly.normalization_layers(normalize, output_activation)
     pixels = math.prod(input_shape)
     # === Decoder rows: random vectors of initial_norm; the encoder starts as their transpose ===
     rows = np.random.default_rng(seed).normal(size=(code_size, pixels))
     rows *= initial_norm / np.linalg.norm(rows, axis=1, keepdims=True)
     encoder_layers = [
+        *normalizing,
         keras.layers.Flatten(),
         Bias(sign=-1, name="pre_bias"),
         CodeDense(
@@ -282,6 +404,7 @@ def build_dictionary_autoencoder(
         keras.layers.Activation(output_activation, name=OUTPUT_LAYER,
                                 dtype=_assembly.output_dtype()),
         keras.layers.Reshape(input_shape, name="reconstruction", dtype=_assembly.output_dtype()),
+        *denormalizing,
     ]
     encoder, decoder = _assembly.build_halves(input_shape, encoder_layers, decoder_layers)
     # Assigned, not given as Constant initializers: those would store the
@@ -291,7 +414,7 @@ def build_dictionary_autoencoder(
     return SparseDictionary(
         encoder, decoder, noise_stddev=noise_stddev, aux_k=aux_k,
         aux_coefficient=aux_coefficient, dead_after_examples=dead_after_examples,
-        tied_weights=tied_weights, name=name,
+        prefixes=prefixes, tied_weights=tied_weights, name=name,
     )
 
 
@@ -299,9 +422,13 @@ def initialize_from_data(model, x):
     """Sets b_pre and b_dec from the mean m of the examples `x` (N, ...).
 
     b_pre = m; b_dec = m for a linear output and logit(clip(m, eps, 1 - eps))
-    (eps = LOGIT_EPSILON) for a sigmoid one, so that x_hat starts at m.
+    (eps = LOGIT_EPSILON) for a sigmoid one, so that x_hat starts at m. With
+    a normalisation, m is the mean of s * x (set the scale s first).
     """
     mean = np.asarray(x, dtype="float64").reshape(len(x), -1).mean(axis=0)
+    scale = _assembly.input_scale(model)
+    if scale is not None:
+        mean = mean * float(keras.ops.convert_to_numpy(scale))
     model.get_layer("encoder").get_layer("pre_bias").bias.assign(mean.astype("float32"))
     decoder = model.get_layer("decoder")
     if decoder.get_layer(OUTPUT_LAYER).activation is keras.activations.sigmoid:

@@ -20,8 +20,10 @@ class CodeDense(keras.layers.Dense):
 
     def __init__(self, units, code_activation="relu", code_penalty=None, **kwargs):
         kwargs.pop("activation", None)
-        super().__init__(units, activation=None, **kwargs)
         layer = get_code_activation(code_activation)
+        if getattr(layer, "owns_bias", False):  # the gated code's biases are its own
+            kwargs["use_bias"] = False
+        super().__init__(units, activation=None, **kwargs)
         self.code_activation_layer = layer
         self._activation_fn = (
             keras.activations.get(code_activation) if layer is None else None
@@ -114,3 +116,33 @@ class Bias(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "sign": self.sign}
+
+
+@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+class Rescale(keras.layers.Layer):
+    """Multiplies its input by a fixed scale s (or divides it, `inverse=True`).
+
+        normalize(x) = s * x        denormalize(x_hat) = x_hat / s
+
+    A per-dataset normalisation kept inside the model, so that it takes and
+    returns raw data: the encoder starts with `normalize`, the decoder ends
+    with `denormalize`. s is a non-trainable weight (1 until set from the
+    data before training, e.g. sqrt(D / mean ||x||^2), "mean-norm").
+    """
+
+    def __init__(self, inverse=False, **kwargs):
+        super().__init__(**kwargs)
+        self.inverse = bool(inverse)
+
+    def build(self, input_shape):
+        self.scale = self.add_weight(shape=(), initializer="ones", trainable=False, name="scale")
+
+    def call(self, x):
+        scale = ops.cast(self.scale, x.dtype)
+        return x / scale if self.inverse else x * scale
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "inverse": self.inverse}

@@ -551,8 +551,8 @@ def write_browser(model_path, *, data_path=None, limit=None, out=None,
         export.recover(folder, name)
     model = export.load_model(path)
     _encoder_and_code(model, path)
-    evaluation.check_input_shape(model, path, data.IMAGE_SHAPE)
     mnist = data.load_mnist(data_path, limit=limit)
+    evaluation.check_input_shape(model, path, mnist)
     records = {title: _read_record(path.with_name(f"{name}{suffix}"))
                for title, suffix in (("evaluation report", export.EVAL_SUFFIX),
                                      ("training record", ".json"))}

@@ -19,6 +19,8 @@ BACKUP_DIR_NAME = "backup"
 DIAGNOSTICS_RUN = "diagnostics"
 # log10 of a unit's firing frequency when it never fires on the sample.
 NEVER_FIRED_LOG10 = -7.0
+# Examples of this rank, (N, H, W, C), are images and get pictures.
+IMAGE_RANK = 4
 
 
 def code_penalty(model):
@@ -97,7 +99,7 @@ class SparsityDiagnostics(keras.callbacks.Callback):
     (not fired in the last `dead_after_examples` training examples). Writes
     to `logdir/diagnostics` histograms of code activations, of log10 of the
     active ones (`active_code_log10`, legible when epoch 0's range is wider), and of log10
-    feature density, and an image of inputs above their reconstructions.
+    feature density, and (for images) an image of inputs above their reconstructions.
     Place it before TensorBoard and CSVLogger.
 
     Args:
@@ -138,9 +140,6 @@ class SparsityDiagnostics(keras.callbacks.Callback):
         scalars, codes, x_hat = self.compute()
         if logs is not None:
             logs.update(scalars)
-        grid = plots.inputs_above_reconstructions(
-            self.sample[:plots.GRID_IMAGES], x_hat[:plots.GRID_IMAGES]
-        )
         with self.writer.as_default():
             write_histogram("code_activations", codes, step=epoch)
             # On a log scale too: epoch 0's large activations (0-3 against a
@@ -148,7 +147,10 @@ class SparsityDiagnostics(keras.callbacks.Callback):
             write_histogram("active_code_log10", active_log10(codes, self.threshold), step=epoch)
             write_histogram("feature_density_log10",
                             feature_density_log10(codes, self.threshold), step=epoch)
-            tf.summary.image("inputs_above_reconstructions", grid[None], step=epoch)
+            if self.sample.ndim == IMAGE_RANK:  # vectors (N, D) make no picture
+                grid = plots.inputs_above_reconstructions(
+                    self.sample[:plots.GRID_IMAGES], x_hat[:plots.GRID_IMAGES])
+                tf.summary.image("inputs_above_reconstructions", grid[None], step=epoch)
         self.writer.flush()
 
     def on_train_end(self, logs=None):

@@ -22,6 +22,9 @@ from pipeline import probe as probe_lib
 
 DEFAULT_MODELS_DIR = "saved_models"
 PREDICT_BATCH_SIZE = 1024
+# The linear probe trains on at most this many training examples (all of MNIST's).
+PROBE_TRAIN_EXAMPLES = 60_000
+PROBE_SKIPPED = "no labels for both the training and test examples"
 PROBE_SEED = 0
 MAX_FEATURE_TILES = 100
 MAX_DICTIONARY_TILES = 256
@@ -85,17 +88,23 @@ def dictionary_atoms(model, image_shape, max_tiles=MAX_DICTIONARY_TILES):
 
 
 def compute_metrics(model, mnist, *, threshold=metrics.ACTIVE_THRESHOLD, probe=True):
-    """All test-set metrics of `model`; also returns the arrays for the pictures."""
+    """All test-set metrics of `model` on a `pipeline.data.Data` record (its
+    x_test in memory); also returns the arrays for the pictures.
+
+    Binary cross-entropy and PSNR (peak 1) only for data in [0, 1]; the
+    linear probe only with labels for both splits (else "probe" says it was
+    skipped), trained on at most PROBE_TRAIN_EXAMPLES training examples.
+    """
     encoder, decoder = model.get_layer(models.ENCODER), model.get_layer(models.DECODER)
-    codes = encoder.predict(mnist.x_test, batch_size=PREDICT_BATCH_SIZE, verbose=0)
-    x_hat = decoder.predict(codes, batch_size=PREDICT_BATCH_SIZE, verbose=0)
     x = mnist.x_test
+    codes = encoder.predict(x, batch_size=PREDICT_BATCH_SIZE, verbose=0)
+    x_hat = decoder.predict(codes, batch_size=PREDICT_BATCH_SIZE, verbose=0)
     stats = metrics.code_statistics(codes, threshold)
+    pixels = {"bce": metrics.binary_cross_entropy(x, x_hat), "psnr_db": metrics.psnr(x, x_hat)}
     report = {
         "test_images": len(x),
-        "bce": metrics.binary_cross_entropy(x, x_hat),
+        **(pixels if mnist.unit_interval else {}),
         "mse": metrics.mean_squared_error(x, x_hat),
-        "psnr_db": metrics.psnr(x, x_hat),
         "explained_variance": metrics.explained_variance(x, x_hat),
         "fvu": 1 - metrics.explained_variance(x, x_hat),
         "active_threshold": threshold,
@@ -106,9 +115,13 @@ def compute_metrics(model, mnist, *, threshold=metrics.ACTIVE_THRESHOLD, probe=T
     if rho is not None:
         report["rho"] = rho
         report["kl_to_rho"] = metrics.kl_to_rho(codes, rho)
-    if probe:
-        train_codes = encoder.predict(mnist.x_train, batch_size=PREDICT_BATCH_SIZE, verbose=0)
-        report.update(probe_report(train_codes, mnist.y_train, codes, mnist.y_test))
+    if probe and not mnist.labelled:
+        report["probe"] = {"skipped": PROBE_SKIPPED}
+    elif probe:
+        x_train = mnist.x_train[:PROBE_TRAIN_EXAMPLES]
+        y_train = mnist.y_train[:PROBE_TRAIN_EXAMPLES]
+        train_codes = encoder.predict(x_train, batch_size=PREDICT_BATCH_SIZE, verbose=0)
+        report.update(probe_report(train_codes, y_train, codes, mnist.y_test))
     return report, codes, x_hat
 
 
@@ -128,25 +141,28 @@ def probe_report(train_codes, y_train, test_codes, y_test):
 def verify_subset_metrics(model, mnist, *, threshold=metrics.ACTIVE_THRESHOLD):
     """The probe-free metrics of the first VERIFY_IMAGES test images."""
     subset = dataclasses.replace(
-        mnist, x_test=mnist.x_test[:VERIFY_IMAGES], y_test=mnist.y_test[:VERIFY_IMAGES]
-    )
+        mnist, x_test=mnist.x_test[:VERIFY_IMAGES],
+        y_test=None if mnist.y_test is None else mnist.y_test[:VERIFY_IMAGES])
     report, _, _ = compute_metrics(model, subset, threshold=threshold, probe=False)
     return report
 
 
 def save_pictures(model, mnist, codes, x_hat, out, name, threshold):
-    """Writes the evaluation pictures; returns {picture: path}."""
+    """Writes the evaluation pictures (of codes; for images, of images too);
+    returns {picture: path}."""
     dead = ~(np.asarray(codes).reshape(len(codes), -1) > threshold).any(axis=0)
     pictures = {
-        "reconstructions": plots.save_reconstructions(
-            mnist.x_test[:plots.GRID_IMAGES], x_hat[:plots.GRID_IMAGES],
-            out / f"{name}.reconstructions.png"),
         "code_histogram": plots.save_code_histogram(
             codes, out / f"{name}.code_histogram.png", threshold),
         "feature_density": plots.save_feature_density(
             callbacks.feature_density_log10(codes, threshold),
             out / f"{name}.feature_density.png", callbacks.NEVER_FIRED_LOG10),
     }
+    if mnist.kind != data.IMAGES:
+        return {key: str(path) for key, path in pictures.items()}
+    pictures["reconstructions"] = plots.save_reconstructions(
+        mnist.x_test[:plots.GRID_IMAGES], x_hat[:plots.GRID_IMAGES],
+        out / f"{name}.reconstructions.png")
     atoms = dictionary_atoms(model, mnist.x_test.shape[1:])
     if atoms is None:
         features, units = decoder_features(model.get_layer(models.DECODER), codes)
@@ -174,13 +190,13 @@ def _check_options(limit, threshold):
             f"Received: active_threshold={threshold!r}")
 
 
-def check_input_shape(model, path, image_shape):
-    """Raises unless the model's encoder takes inputs of `image_shape`."""
+def check_input_shape(model, path, dataset):
+    """Raises unless the model's encoder takes the examples of `dataset`."""
     shape = tuple(model.get_layer(models.ENCODER).input_shape[1:])
-    if shape != tuple(image_shape):
+    if shape != dataset.example_shape:
         raise ValueError(
-            f"Expected `model` to take MNIST images of shape {tuple(image_shape)}. "
-            f"Received: model='{path}' with input shape {shape}")
+            f"Expected `model` to take the data's examples of shape {dataset.example_shape} "
+            f"({dataset.source}). Received: model='{path}' with input shape {shape}")
 
 
 def _check_finite(report, path):
@@ -192,9 +208,9 @@ def _check_finite(report, path):
             f"(non-finite weights or outputs); no report written")
 
 
-def evaluate(model_path, *, data_path=None, limit=None, out=None,
-             threshold=metrics.ACTIVE_THRESHOLD, probe=True):
-    """Evaluates a saved model on the MNIST test set and writes its report.
+def evaluate(model_path, *, data_path=None, labels=None, test_data=None, test_labels=None,
+             limit=None, out=None, threshold=metrics.ACTIVE_THRESHOLD, probe=True):
+    """Evaluates a saved model on a test set (MNIST's by default) and writes its report.
 
     The report (NAME.eval.json) is deterministic: paths are relative to its
     folder, and the timing is returned ("seconds") but not written, so that
@@ -202,7 +218,11 @@ def evaluate(model_path, *, data_path=None, limit=None, out=None,
 
     Args:
         model_path: a .keras file, or the NAME of one in saved_models/.
-        data_path: MNIST .npz (None: $SPARSE_AE_ZOO_DATA, else download).
+        data_path: an .npz in the Keras layout or an .npy of training examples
+            (None: $SPARSE_AE_ZOO_DATA, else the MNIST download).
+        labels, test_data, test_labels: .npy files beside an .npy `data_path`;
+            an .npy needs `test_data` (the examples evaluated), the probe
+            needs both label files.
         limit: use only the first `limit` (>= 2) training and test images.
         out: folder for NAME.eval.json and the PNGs (default: the model's).
         threshold: activity threshold of L0 and dead units (finite, > 0).
@@ -217,15 +237,22 @@ def evaluate(model_path, *, data_path=None, limit=None, out=None,
     export.recover(path.parent, name)  # finishes an interrupted export swap, if any
     out = export.ensure_writable_dir(out or path.parent)
     model = export.load_model(path)  # safe mode, every custom class registered
-    check_input_shape(model, path, data.IMAGE_SHAPE)
-    mnist = data.load_mnist(data_path, limit=limit)
+    mnist = data.load_data(data_path, labels=labels, test_data=test_data,
+                           test_labels=test_labels, limit=limit)
+    if mnist.x_test is None:
+        raise data.DataError(
+            f"Expected test examples to evaluate on: --test-data FILE.npy with an .npy "
+            f"--data. Received: data='{mnist.source}' without --test-data")
+    mnist = dataclasses.replace(mnist, x_test=np.asarray(mnist.x_test))  # held in memory
+    check_input_shape(model, path, mnist)
     start = time.perf_counter()
     report, codes, x_hat = compute_metrics(model, mnist, threshold=threshold, probe=probe)
     seconds = time.perf_counter() - start
     _check_finite(report, path)
     report.update(model=os.path.relpath(path, out), model_sha256=data.file_sha256(path),
                   data_source=Path(mnist.source).name if mnist.sha256 else mnist.source,
-                  data_sha256=mnist.sha256)
+                  data_sha256=mnist.sha256,
+                  **{f"{key}_file": value for key, value in mnist.files.items() if value})
     report["verify_subset"] = verify_subset_metrics(model, mnist, threshold=threshold)
     pictures = save_pictures(model, mnist, codes, x_hat, out, name, threshold)
     report["pictures"] = {key: os.path.relpath(p, out) for key, p in pictures.items()}

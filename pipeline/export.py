@@ -37,6 +37,9 @@ IMAGE_RANGE_MESSAGE = (
     "Expected float32 images in [0, 1]. Received: values outside [0, 1] (or NaN); "
     "for uint8 images (0..255) call serve_uint8 / encode_uint8"
 )
+FINITE_MESSAGE = "Expected finite float32 inputs. Received: NaN or inf values"
+# Models whose examples have this many axes, (H, W, C), take images.
+IMAGE_RANK = 3
 # Export names: plain file names that are also valid Keras model names.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 MAX_NAME_LENGTH = 100  # leaves room for suffixes and temporary names in 255 bytes
@@ -195,11 +198,20 @@ def _in_unit_range(x):
         return tf.identity(x)
 
 
-def _endpoint_functions(network):
-    """(float32 images in [0, 1] -> output, uint8 images -> output) of `network`."""
+def _finite(x):
+    """`x`, after checking that every value is finite."""
+    with tf.control_dependencies([tf.debugging.Assert(tf.reduce_all(tf.math.is_finite(x)),
+                                                      [FINITE_MESSAGE])]):
+        return tf.identity(x)
+
+
+def _endpoint_functions(network, images=True):
+    """(float32 inputs -> output, uint8 images -> output) of `network`; the
+    float inputs must be images in [0, 1] if `images`, else finite."""
+    check = _in_unit_range if images else _finite
 
     def from_floats(x):
-        return network(_in_unit_range(x), training=False)
+        return network(check(x), training=False)
 
     def from_uint8(x):
         return network(tf.cast(x, tf.float32) / PIXEL_MAX, training=False)
@@ -208,26 +220,33 @@ def _endpoint_functions(network):
 
 
 def export_saved_model(model, path):
-    """Exports a TF SavedModel with four endpoints, replacing `path` at the end.
+    """Exports a TF SavedModel whose endpoints follow the model's input, replacing
+    `path` at the end.
 
     `serve` (also `serving_default`) returns reconstructions and `encode` the
-    code, from float32 images in [0, 1] of the model's input shape (any
-    batch); other values are refused (InvalidArgumentError). `serve_uint8`
-    and `encode_uint8` take uint8 images (0..255) and scale them by 1/255.
-    Loadable with `tf.saved_model.load` without any project code.
+    code, from float32 examples of the model's input shape (any batch). A
+    model of images (H, W, C) takes them in [0, 1] and has two more
+    endpoints, `serve_uint8` and `encode_uint8`, for uint8 images (0..255,
+    scaled by 1/255); a model of vectors (D,) takes any finite values (its
+    own normalisation, if any, is inside it). Other values are refused
+    (InvalidArgumentError). Loadable with `tf.saved_model.load` without any
+    project code.
     """
     path = Path(path)
     model = inference_model(model)
     encoder = model.get_layer(models.ENCODER)
-    shape = (None, *encoder.input_shape[1:])
-    floats = [tf.TensorSpec(shape, tf.float32, name="images")]
-    raw = [tf.TensorSpec(shape, tf.uint8, name="images")]
+    example_shape = tuple(encoder.input_shape[1:])
+    images = len(example_shape) == IMAGE_RANK
+    name = "images" if images else "inputs"
+    floats = [tf.TensorSpec((None, *example_shape), tf.float32, name=name)]
+    raw = [tf.TensorSpec((None, *example_shape), tf.uint8, name=name)]
     archive = keras.export.ExportArchive()
     archive.track(model)
     for endpoint, network in ((RECONSTRUCT_ENDPOINT, model), (ENCODE_ENDPOINT, encoder)):
-        floats_fn, raw_fn = _endpoint_functions(network)
+        floats_fn, raw_fn = _endpoint_functions(network, images)
         archive.add_endpoint(endpoint, floats_fn, input_signature=floats)
-        archive.add_endpoint(endpoint + UINT8_SUFFIX, raw_fn, input_signature=raw)
+        if images:
+            archive.add_endpoint(endpoint + UINT8_SUFFIX, raw_fn, input_signature=raw)
     tmp, old = _temporary_sibling(path), _temporary_sibling(path, ".old")
     for stale in (tmp, old):
         shutil.rmtree(stale, ignore_errors=True)

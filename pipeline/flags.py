@@ -35,6 +35,21 @@ def quiet_tensorflow():
     os.environ.setdefault(TF_LOG_VAR, TF_LOG_LEVEL)
 
 
+def add_data_arguments(parser, table):
+    """The data flags train.py and evaluate.py share: --data and the .npy files beside it."""
+    parser.add_argument(
+        "--data", default=None,
+        help=f"an .npz in the Keras layout (x_train, x_test, optional y_train, y_test) or an "
+             f".npy of training examples, images (N, H, W[, C]) or vectors (N, D); "
+             f"docs/own_data.md (default: ${table['data_env_var']}, else the MNIST download)")
+    parser.add_argument("--labels", default=None,
+                        help="with an .npy --data: an .npy of its integer labels, optional")
+    parser.add_argument("--test-data", default=None,
+                        help="with an .npy --data: an .npy of test examples, optional")
+    parser.add_argument("--test-labels", default=None,
+                        help="with --test-data: an .npy of their labels, optional")
+
+
 def sources_sha256():
     """sha256 over the sources the table is derived from."""
     digest = hashlib.sha256()

@@ -22,33 +22,52 @@ PENALTY = "sparsity_penalty"
 AUXK = "auxk_loss"
 
 
-def reconstruction_metrics():
-    """New metric objects of the reconstruction alone, reported for every model."""
-    return [keras.metrics.BinaryCrossentropy(name="bce"),
-            keras.metrics.MeanSquaredError(name="mse")]
+def reconstruction_metrics(unit_interval=True):
+    """New metric objects of the reconstruction alone: the mean squared error,
+    and the binary cross-entropy for data in [0, 1] (`unit_interval`)."""
+    mse = keras.metrics.MeanSquaredError(name="mse")
+    return [keras.metrics.BinaryCrossentropy(name="bce"), mse] if unit_interval else [mse]
 
 
 def reconstruction_loss(model):
-    """The Keras loss that matches the model's output activation."""
+    """The Keras loss that matches the model's output activation.
+
+    A model with a normalisation (scale s, `models.input_scale`) is scored in
+    the units it works in: loss(s * x, s * x_hat), so that its penalties'
+    coefficients mean the same on any data (for the MSE, s^2 times the raw one).
+    """
     decoder = model.get_layer(models.DECODER)
     activations = [
         getattr(layer, "activation", None) for layer in decoder.layers
         if getattr(layer, "activation", None) is not None
     ]
     last = keras.activations.serialize(activations[-1]) if activations else "linear"
-    return "binary_crossentropy" if last == "sigmoid" else "mean_squared_error"
+    name = "binary_crossentropy" if last == "sigmoid" else "mean_squared_error"
+    scale = models.input_scale(model)
+    if scale is None:
+        return name
+    base = keras.losses.get(name)
+
+    def normalized(y_true, y_pred):
+        s = keras.ops.cast(scale, y_pred.dtype)
+        return base(keras.ops.cast(y_true, y_pred.dtype) * s, y_pred * s)
+
+    normalized.__name__ = f"normalized_{name}"
+    return normalized
 
 
-def compile_model(model, *, learning_rate, jit_compile, steps_per_execution, optimizer=None):
+def compile_model(model, *, learning_rate, jit_compile, steps_per_execution, optimizer=None,
+                  unit_interval=True):
     """Compiles `model` with the objective, Adam (`pipeline.optimizers`) and the
-    reconstruction metrics; `optimizer`, a Keras optimizer class taking the
-    learning rate, replaces Adam (the speed benchmark compares them)."""
+    reconstruction metrics (of data in [0, 1] if `unit_interval`); `optimizer`,
+    a Keras optimizer class taking the learning rate, replaces Adam (the speed
+    benchmark compares them)."""
     model.compile(
         optimizer=(optimizer(learning_rate) if optimizer is not None
                    else optimizers.make_optimizer(learning_rate)),
         loss=reconstruction_loss(model),
         # The loss includes the penalties; these are reconstruction only.
-        metrics=reconstruction_metrics(),
+        metrics=reconstruction_metrics(unit_interval),
         jit_compile=jit_compile,
         steps_per_execution=steps_per_execution,
     )
@@ -64,10 +83,12 @@ def loss_terms(model, x):
     """The named terms of the loss for images `x`, at inference (NumPy floats).
 
     Returns:
-        dict with RECONSTRUCTION and PENALTY (every term the model adds at
-        inference: the activity and code penalties), whose sum is Keras'
-        validation loss, and for models with AuxK the AUXK term the training
-        loss adds (with its coefficient); and the reconstructions.
+        dict with RECONSTRUCTION, PENALTY (the activity and code penalties the
+        model adds at inference) and each penalty of a layer that names its
+        own (`loss_name`, e.g. JumpReLU's "l0_loss"), whose sum is Keras'
+        validation loss; and the training-only terms of the model
+        (`training_loss_terms`: AUXK, the gated and Matryoshka losses, with
+        their coefficients); and the reconstructions.
     """
     x_hat = model(x, training=False)
     loss = keras.losses.get(reconstruction_loss(model))
@@ -75,6 +96,25 @@ def loss_terms(model, x):
         RECONSTRUCTION: float(keras.ops.mean(loss(x, x_hat))),
         PENALTY: _total(model.losses),
     }
-    if getattr(model, "aux_k", 0):
-        terms[AUXK] = model.aux_coefficient * float(model.auxk_loss(x, x_hat))
+    named = {}
+    for layer in _leaf_layers(model):  # penalties with their own name (JumpReLU's L0)
+        name = getattr(layer, "loss_name", None)
+        if name and layer.losses:
+            named[name] = named.get(name, 0.0) + _total(layer.losses)
+    terms[PENALTY] -= sum(named.values())
+    terms.update(named)
+    if hasattr(model, "training_loss_terms"):
+        terms.update({name: float(value) for name, value in
+                      model.training_loss_terms(x, x_hat).items()})
     return terms, np.asarray(x_hat)
+
+
+def _leaf_layers(model):
+    """Every layer of `model`, sub-models' and code activations' included."""
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _leaf_layers(layer)
+        inner = getattr(layer, "code_activation_layer", None)
+        if inner is not None:
+            yield inner

@@ -46,7 +46,7 @@ class TrainingError(RuntimeError):
     """Training did not produce a usable model (e.g. the loss became NaN)."""
 
 
-def build_model(config, input_shape=data.IMAGE_SHAPE, name=None, policy=None):
+def build_model(config, input_shape=data.IMAGE_SHAPE, name=None, policy=None, unit_interval=True):
     """The autoencoder described by `config`, compiled with the objective.
 
     Args:
@@ -55,6 +55,8 @@ def build_model(config, input_shape=data.IMAGE_SHAPE, name=None, policy=None):
         name: model name, by default `config.default_name` (e.g. "conv-l1").
         policy: the Keras dtype policy of its layers, by default the one
             `config.precision` resolves to on this machine (pipeline.precision).
+        unit_interval: whether the data lie in [0, 1] (binary cross-entropy
+            is then reported beside the mean squared error).
     """
     family = models.get_family(config.model)
     architecture = dict(config.architecture)
@@ -71,7 +73,7 @@ def build_model(config, input_shape=data.IMAGE_SHAPE, name=None, policy=None):
         )
     return objective.compile_model(
         model, learning_rate=config.learning_rate, jit_compile=config.jit_compile,
-        steps_per_execution=config.steps_per_execution,
+        steps_per_execution=config.steps_per_execution, unit_interval=unit_interval,
     )
 
 
@@ -120,13 +122,47 @@ def _final_metrics(history):
     return {key: float(values[-1]) for key, values in history.history.items() if values}
 
 
-def run_fingerprint(config, mnist, limit, distribute):
+def run_fingerprint(config, dataset, limit, distribute):
     """What a backup must match to be resumed: the configuration (but the epoch
     count, which a rerun may raise), the data and the strategy."""
     fields = dataclasses.asdict(config)
     fields.pop("epochs")
     return {"config": fields, "distribute": distribute,
-            "data": {"sha256": mnist.sha256 or mnist.source, "limit": limit}}
+            "data": {"sha256": dataset.sha256 or dataset.source, "limit": limit}}
+
+
+def normalization_scale(dataset):
+    """s = sqrt(D / mean ||x||^2) over the training examples (1 for all-zero data):
+    the mean squared norm of s * x is D, the number of values of an example."""
+    values = math.prod(dataset.example_shape)
+    mean_squared_norm = dataset.stats.mean_squared_norm
+    return math.sqrt(values / mean_squared_norm) if mean_squared_norm > 0 else 1.0
+
+
+def adapt_to_data(config, dataset):
+    """(config, notes): `config` checked against the data and fitted to it.
+
+    The family must accept the kind of examples (`models.Family.accepts`);
+    data outside [0, 1] get a linear output (the mean squared error) where
+    the configuration has a sigmoid one (binary cross-entropy needs [0, 1]).
+
+    Raises:
+        DataError: the family does not take this kind of example.
+    """
+    family = models.get_family(config.model)
+    if dataset.kind not in family.accepts:
+        wanted = " or ".join(data.KIND_SHAPES[kind] for kind in family.accepts)
+        raise data.DataError(
+            f"Expected {wanted} for --model {config.model}. Received: {dataset.kind} "
+            f"x_train.shape={tuple(dataset.x_train.shape)} in {dataset.source}")
+    notes = []
+    if not dataset.unit_interval and config.architecture.get("output_activation") == "sigmoid":
+        config = dataclasses.replace(
+            config, architecture={**config.architecture, "output_activation": "linear"})
+        notes.append(f"the data are not in [0, 1] (values in [{dataset.stats.low:.4g}, "
+                     f"{dataset.stats.high:.4g}]): output_activation='linear' and the mean "
+                     f"squared error, not a sigmoid and binary cross-entropy")
+    return config, notes
 
 
 def new_run_dir(logdir):
@@ -226,6 +262,9 @@ def train(
     config,
     *,
     data_path=None,
+    labels=None,
+    test_data=None,
+    test_labels=None,
     limit=None,
     name=None,
     out=DEFAULT_OUT,
@@ -237,7 +276,7 @@ def train(
     restart=False,
     overwrite=False,
 ):
-    """Trains the model of `config` on MNIST and exports it.
+    """Trains the model of `config` on MNIST or your data and exports it.
 
     Names and folders are checked before any work; a run holds a lock on its
     log folder (a second run of the same name is refused), resumes from its
@@ -246,7 +285,10 @@ def train(
 
     Args:
         config: a `TrainConfig`.
-        data_path: path of an MNIST .npz (None: $SPARSE_AE_ZOO_DATA or download).
+        data_path: an .npz in the Keras layout or an .npy of examples (None:
+            $SPARSE_AE_ZOO_DATA, else the MNIST download); `pipeline.data.load_data`.
+        labels, test_data, test_labels: .npy files beside an .npy `data_path`
+            (the run records them; training itself needs none of them).
         limit: use only the first `limit` training and test images.
         name: export name (default `config.default_name`, e.g. "conv-l1").
         out: export folder: NAME.keras, NAME/ (SavedModel), NAME.json.
@@ -280,11 +322,17 @@ def train(
     config, precision_notes = precision.adapt_config(config, resolved)
     for note in notes + precision_notes:
         print(f"note: {note}", file=sys.stderr)
+    # uint8 pixels: the pipeline scales each batch (a quarter of the memory).
+    dataset = data.load_data(data_path, labels=labels, test_data=test_data,
+                             test_labels=test_labels, limit=limit, scaled=False)
+    config, data_notes = adapt_to_data(config, dataset)
+    for note in data_notes:
+        print(f"note: {note}", file=sys.stderr)
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
-        # Validates the architecture before any I/O.
-        model = build_model(config, name=name, policy=resolved.policy)
-    run = dict(model=model, config=config, strategy=strategy, name=name, data_path=data_path,
+        model = build_model(config, dataset.example_shape, name=name, policy=resolved.policy,
+                            unit_interval=dataset.unit_interval)
+    run = dict(model=model, config=config, strategy=strategy, name=name, dataset=dataset,
                limit=limit, distribute=distribute, callbacks=callbacks, restart=restart,
                resolved=resolved)
     if dry_run:
@@ -305,14 +353,14 @@ def train(
         return _train_and_export(**run, out=out, logdir=logdir, dry_run=False)
 
 
-def _train_and_export(*, model, config, strategy, name, data_path, limit, distribute,
+def _train_and_export(*, model, config, strategy, name, dataset, limit, distribute,
                       callbacks, restart, resolved, out, logdir, dry_run):
-    """Loads the data, resumes or starts the run, fits, exports (see `train`)."""
-    # uint8 pixels: the pipeline scales each batch (a quarter of the memory).
-    mnist = data.load_mnist(data_path, limit=limit, scaled=False)
+    """Splits the data, resumes or starts the run, fits, exports (see `train`)."""
     (x_train, _), (x_val, _) = data.split_validation(
-        mnist.x_train, mnist.y_train, config.validation_fraction, config.seed
+        dataset.x_train, None, config.validation_fraction, config.seed
     )
+    if config.architecture.get("normalize", models.NO_NORMALIZATION) != models.NO_NORMALIZATION:
+        models.set_normalization(model, normalization_scale(dataset))
     initialize = models.get_family(config.model).data_initializer
     if initialize is not None:
         initialize(model, data.scale_images(x_train[:DATA_INIT_IMAGES]))
@@ -326,7 +374,7 @@ def _train_and_export(*, model, config, strategy, name, data_path, limit, distri
     backup = backup_lib.RunBackup(Path(logdir) / callbacks_lib.BACKUP_DIR_NAME)
     if restart:
         backup.remove()
-    fingerprint = run_fingerprint(config, mnist, limit, distribute)
+    fingerprint = run_fingerprint(config, dataset, limit, distribute)
     backup.check(fingerprint, config.epochs)  # before any log is written
     previous = backup.read()
     run_dir = Path(logdir) / previous["run"] if previous else new_run_dir(logdir)
@@ -377,8 +425,7 @@ def _train_and_export(*, model, config, strategy, name, data_path, limit, distri
         "config": dataclasses.asdict(config),
         "distribute": {"strategy": distribute, "replicas": strategy.num_replicas_in_sync,
                        "chief": distribution.is_chief(strategy)},
-        "data": {"source": Path(mnist.source).name if mnist.sha256 else mnist.source,
-                 "sha256": mnist.sha256, "limit": limit,
+        "data": {**dataset.record(), "limit": limit,
                  "train_images": len(x_train), "validation_images": len(x_val)},
         "versions": package_versions(),
         "precision": resolved.record(),

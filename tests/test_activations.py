@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 import models
-from models.activations import THRESHOLD_MOMENTUM, BatchTopK, LifetimeWTA, TopK
+from models.activations import THRESHOLD_MOMENTUM, BatchTopK, Gated, JumpReLU, LifetimeWTA, TopK
 
 
 def scores(batch=16, units=40, seed=0):
@@ -75,7 +75,9 @@ def test_wta_keeps_p_percent_of_each_unit_in_training_and_relu_at_inference():
 
 
 @pytest.mark.parametrize("layer", [TopK(3, initial_k=6, schedule_examples=100, encode_multiplier=2.0),
-                                   BatchTopK(4), LifetimeWTA(0.2)])
+                                   BatchTopK(4), LifetimeWTA(0.2),
+                                   JumpReLU(0.02, bandwidth=0.01, l0_coefficient=0.3),
+                                   Gated(l1_coefficient=0.2)])
 def test_config_round_trip_and_registry(layer):
     restored = keras.saving.deserialize_keras_object(
         json.loads(json.dumps(keras.saving.serialize_keras_object(layer))))
@@ -92,6 +94,10 @@ def test_config_round_trip_and_registry(layer):
         (lambda: TopK(5, encode_multiplier=0.5), "Received: encode_multiplier=0.5"),
         (lambda: LifetimeWTA(0.0), "Received: lifetime_sparsity=0.0"),
         (lambda: BatchTopK(-1), "Received: k=-1"),
+        (lambda: JumpReLU(initial_threshold=0.0), "Received: initial_threshold=0.0"),
+        (lambda: JumpReLU(bandwidth=-1.0), "Received: bandwidth=-1.0"),
+        (lambda: JumpReLU(l0_coefficient=float("nan")), "Received: l0_coefficient=nan"),
+        (lambda: Gated(l1_coefficient=-0.1), "Received: l1_coefficient=-0.1"),
     ],
 )
 def test_bad_arguments_raise_with_the_value(make, message):
@@ -135,3 +141,63 @@ def test_batchtopk_calibration_refuses_k_above_the_units_and_stays_positive():
     assert BatchTopK(39).calibrate(z - 10.0) == 0.0
     with pytest.raises(ValueError, match="Expected `k` <= the 2 code units"):
         BatchTopK(3).calibrate(np.zeros((4, 2), "float32"))
+
+
+# === JumpReLU and the gated code against NumPy (issue 22) ===
+
+def numpy_jumprelu(z, theta, eps, coefficient):
+    """(h, L0 penalty, dL/dz, dL/dtheta) for L = sum(h) + penalty, by the paper's formulas."""
+    above = (z > theta).astype("float64")
+    kernel = (np.abs((z - theta) / eps) < 0.5).astype("float64")
+    h = z * above
+    penalty = coefficient * above.sum(axis=1).mean()
+    d_theta = (-(theta / eps) * kernel).sum(axis=0) + coefficient / len(z) * (-(1 / eps) * kernel).sum(axis=0)
+    return h, penalty, above, d_theta
+
+
+def test_jumprelu_values_penalty_and_straight_through_gradients_match_numpy():
+    z = scores(batch=64, units=6, seed=1) * 0.3
+    theta0, eps, coefficient = 0.2, 0.1, 0.7
+    layer = JumpReLU(theta0, bandwidth=eps, l0_coefficient=coefficient)
+    layer.build(z.shape)
+    layer.log_threshold.assign(np.log(np.linspace(0.1, 0.3, 6)).astype("float32"))
+    theta = np.linspace(0.1, 0.3, 6)
+    variable = tf.Variable(z)
+    with tf.GradientTape() as tape:
+        h = layer(variable, training=True)
+        loss = tf.reduce_sum(h) + tf.add_n(layer.losses)
+    d_z, d_log_theta = tape.gradient(loss, [variable, layer.log_threshold])
+    h_ref, penalty, d_z_ref, d_theta_ref = numpy_jumprelu(z.astype("float64"), theta, eps, coefficient)
+    np.testing.assert_allclose(h, h_ref, atol=1e-6)
+    np.testing.assert_allclose(float(layer.losses[0]), penalty, rtol=1e-6)
+    np.testing.assert_allclose(d_z, d_z_ref, atol=1e-6)  # through the firing units only
+    # theta = exp(log theta): the chain rule multiplies by theta.
+    np.testing.assert_allclose(d_log_theta, d_theta_ref * theta, rtol=1e-4, atol=1e-5)
+    assert np.abs(d_theta_ref).sum() > 0  # the kernel saw some pre-activations
+
+
+def test_gated_code_values_penalty_and_gradients_match_numpy():
+    z = scores(batch=8, units=5, seed=2)
+    layer = Gated(l1_coefficient=0.4)
+    layer.build(z.shape)
+    rng = np.random.default_rng(0)
+    b_gate, r_mag, b_mag = (rng.normal(size=5).astype("float32") for _ in range(3))
+    for weight, value in zip((layer.b_gate, layer.r_mag, layer.b_mag), (b_gate, r_mag, b_mag)):
+        weight.assign(value)
+    with tf.GradientTape() as tape:
+        h = layer(z, training=True)
+        loss = tf.reduce_sum(h)
+    grads = tape.gradient(loss, [layer.b_gate, layer.r_mag, layer.b_mag])
+    pi_gate, pi_mag = z + b_gate, np.exp(r_mag) * z + b_mag
+    np.testing.assert_allclose(h, (pi_gate > 0) * np.maximum(pi_mag, 0), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(float(layer.losses[0]), 0.4 * np.maximum(pi_gate, 0).sum(1).mean(),
+                               rtol=1e-6)
+    assert grads[0] is None or not np.any(grads[0])  # the gate learns from other losses
+    fired = (pi_gate > 0) & (pi_mag > 0)
+    np.testing.assert_allclose(grads[2], fired.sum(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(grads[1], (fired * np.exp(r_mag) * z).sum(axis=0), rtol=1e-5, atol=1e-6)
+
+
+def test_the_gated_code_is_refused_outside_a_dictionary():
+    with pytest.raises(ValueError, match="Expected --model dictionary for code_activation Gated"):
+        models.build_dense_autoencoder((4, 4, 1), 8, hidden_units=(), code_activation=Gated())

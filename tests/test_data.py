@@ -62,12 +62,16 @@ def save(path, **overrides):
     "overrides,message",
     [
         ({"x_test": None}, "without ['x_test']"),
-        ({"x_train": np.zeros((4, 28, 27), "uint8")}, "x_train.shape=(4, 28, 27)"),
-        ({"x_train": np.full((4, 28, 28), np.nan, "float32")}, "Expected `x_train` to be finite"),
-        ({"x_train": np.full((4, 28, 28), 255.0, "float32")}, "Expected float `x_train` in [0, 1]"),
+        ({"x_train": np.zeros((4, 28, 27), "uint8")}, "Received: x_test.shape=(2, 28, 28, 1)"),
+        ({"x_train": np.zeros((4, 2, 2, 2, 2), "uint8")}, "x_train.shape=(4, 2, 2, 2, 2)"),
+        ({"x_train": np.zeros((0, 28, 28), "uint8"), "y_train": None}, "(empty)"),
+        ({"x_train": np.full((4, 28, 28), np.nan, "float32")},
+         "Expected `x_train` to be finite. Received: 3136 NaN/inf values"),
+        ({"x_train": np.full((4, 28, 28), 255.0, "float32")}, "Expected float images `x_train` in [0, 1]"),
         ({"x_train": np.zeros((4, 28, 28), "int64")}, "x_train.dtype=int64"),
+        ({"x_train": np.full((4, 28, 28), "a")}, "x_train.dtype=<U1"),
         ({"y_train": np.zeros(3, "uint8")}, "Expected `y_train` to be 4 integer labels"),
-        ({"y_test": np.array([0, 12], "uint8")}, "Expected `y_test` in [0, 9]"),
+        ({"y_test": np.array([0, -2], "int8")}, "Expected `y_test` to be class indices in [0, "),
     ],
 )
 def test_bad_arrays_are_named(tmp_path, overrides, message):
@@ -151,7 +155,7 @@ def test_the_shuffle_is_seeded_and_differs_between_epochs():
     ("folder", "(a folder)"),
     ("device", "(not a regular file: a FIFO, device or socket)"),
     ("fifo", "(not a regular file: a FIFO, device or socket)"),
-    ("zeros", "(not a zip archive, as numpy.savez writes: it starts with the bytes 00 00 00 00)"),
+    ("zeros", "(not a zip archive, as numpy.savez writes, nor an .npy, as numpy.save writes: it starts with the bytes 00 00 00 00)"),
     ("empty", "(an empty file)"),
 ])
 def test_an_existing_file_that_is_not_data_is_named_for_what_it_is(tmp_path, kind, message):
@@ -187,3 +191,133 @@ def test_limit_reads_only_the_images_it_uses(tmp_path):
     assert mnist.x_train.shape == (512, 28, 28, 1)
     assert peak < 8_000_000, f"peak {peak / 1e6:.1f} MB"
 
+
+
+# === Your own data: any image shape, vectors, .npy files streamed from disk ===
+
+def test_images_of_any_shape_and_vectors_of_any_range(tmp_path):
+    rng = np.random.default_rng(0)
+    colour = rng.integers(0, 256, (6, 32, 32, 3)).astype("uint8")
+    np.savez(tmp_path / "c.npz", x_train=colour, x_test=colour[:2])
+    data = datasets.load_data(tmp_path / "c.npz")
+    assert (data.kind, data.example_shape, data.labelled) == ("images", (32, 32, 3), False)
+    np.testing.assert_allclose(data.x_train, colour / 255, rtol=1e-6)
+    vectors = rng.normal(0, 10, (6, 5)).astype("float32")
+    np.savez(tmp_path / "v.npz", x_train=vectors, x_test=vectors[:2], y_train=np.arange(6),
+             y_test=np.array([0, 7]))
+    data = datasets.load_data(tmp_path / "v.npz")
+    assert (data.kind, data.example_shape, data.num_classes) == ("vectors", (5,), 8)
+    assert not data.unit_interval
+    assert data.stats.low == vectors.min() and data.stats.high == vectors.max()
+    np.testing.assert_allclose(data.stats.mean_squared_norm, (vectors.astype("float64") ** 2).sum(1).mean())
+
+
+def write_npy(tmp_path, rows=500, dim=7, seed=0):
+    x = np.random.default_rng(seed).normal(size=(rows, dim)).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", np.arange(rows) % 4)
+    return x
+
+
+def test_npy_rows_are_streamed_and_split_by_block(tmp_path):
+    x = write_npy(tmp_path)
+    data = datasets.load_data(tmp_path / "x.npy", labels=tmp_path / "y.npy",
+                              test_data=tmp_path / "x.npy", test_labels=tmp_path / "y.npy")
+    assert isinstance(data.x_train, datasets.NpyRows) and data.num_classes == 4
+    assert data.files["labels"]["sha256"] == datasets.file_sha256(tmp_path / "y.npy")
+    (train, y_train), (val, y_val) = datasets.split_validation(data.x_train, data.y_train, 0.1, 3)
+    rows_train, rows_val = train.row_indices(), val.row_indices()
+    assert set(rows_train).isdisjoint(rows_val) and len(rows_train) + len(rows_val) == len(x)
+    np.testing.assert_array_equal(np.asarray(val), x[rows_val])
+    np.testing.assert_array_equal(y_train, rows_train % 4)
+    np.testing.assert_array_equal(train[:5], x[rows_train[:5]])
+    dataset = datasets.autoencoder_dataset(train, 32, shuffle_seed=1)
+    first = np.concatenate([b for b, _ in dataset])
+    assert int(dataset.cardinality()) == -(-len(train) // 32)
+    assert not np.array_equal(first, x[rows_train])  # shuffled
+    np.testing.assert_array_equal(np.sort(first, axis=0), np.sort(x[rows_train], axis=0))
+    second = np.concatenate([b for b, _ in dataset])
+    assert not np.array_equal(first, second)  # reshuffled each epoch
+    again = np.concatenate([b for b, _ in datasets.autoencoder_dataset(train, 32, shuffle_seed=1)])
+    np.testing.assert_array_equal(again, first)  # seeded
+    in_order = np.concatenate([b for b, _ in datasets.autoencoder_dataset(val, 32)])
+    np.testing.assert_array_equal(in_order, x[rows_val])
+
+
+def test_npy_images_gain_a_channel_and_uint8_is_scaled_per_read(tmp_path):
+    images = np.random.default_rng(0).integers(0, 256, (40, 6, 5)).astype("uint8")
+    np.save(tmp_path / "i.npy", images)
+    data = datasets.load_data(tmp_path / "i.npy", limit=30)
+    assert data.example_shape == (6, 5, 1) and len(data.x_train) == 30 and data.kind == "images"
+    np.testing.assert_allclose(data.x_train[:30][..., 0], images[:30] / 255, rtol=1e-6)
+    raw = datasets.load_data(tmp_path / "i.npy", scaled=False).x_train
+    assert raw[:3].dtype == np.uint8
+    batch = next(iter(datasets.autoencoder_dataset(raw, 40)))[0].numpy()
+    np.testing.assert_allclose(batch[..., 0], images / 255, rtol=1e-6)
+
+
+def test_a_read_maps_the_file_only_while_it_copies(tmp_path, monkeypatch):
+    x = write_npy(tmp_path, rows=2000, dim=64)
+    monkeypatch.setattr(datasets, "WINDOW_BYTES", 64 * 4 * 100)
+    rows = datasets.load_data(tmp_path / "x.npy").x_train
+    maps = lambda: sum(str(tmp_path / "x.npy") in line  # noqa: E731
+                       for line in open("/proc/self/maps").read().splitlines())
+    seen = [maps() for _ in rows.windows()]
+    assert seen and max(seen) == 0 and maps() == 0
+    np.testing.assert_array_equal(np.concatenate(list(rows.windows())), x)
+
+
+@pytest.mark.parametrize("case,message", [
+    ("object", "object arrays need pickle, which is refused"),
+    ("rank", "Expected `x_train` to be vectors (N, D) or images (N, H, W) or (N, H, W, C). "
+             "Received: x_train.shape=(10,)"),
+    ("empty", "Received: x_train.shape=(0, 3)"),
+    ("nan", "Expected `x_train` to be finite. Received: 2 NaN/inf values in"),
+    ("labels", "Expected `labels` to be 10 integer labels, one per example. Received: labels.shape=(9,)"),
+    ("float_labels", "dtype=float32"),
+    ("test_shape", "Expected `x_test` examples of shape (3,), as x_train's. Received: x_test.shape=(4, 2)"),
+    ("npz_with_labels", "only with an .npy --data"),
+    ("test_labels_alone", "Expected --test-labels with --test-data"),
+    ("fortran", "Expected `x_train` in C order"),
+    ("not_npy", "Expected `test_data` to be an .npy file (numpy.save)"),
+])
+def test_bad_npy_input_is_one_line_naming_it(tmp_path, case, message):
+    x = np.zeros((10, 3), "float32")
+    kwargs = {}
+    if case == "object":
+        x = np.array([None] * 10, dtype=object)
+    elif case == "rank":
+        x = np.zeros(10, "float32")
+    elif case == "empty":
+        x = np.zeros((0, 3), "float32")
+    elif case == "nan":
+        x[4, 1] = np.nan
+        x[7, 0] = np.inf
+    elif case in ("labels", "float_labels"):
+        np.save(tmp_path / "y.npy", np.zeros(9, "int64") if case == "labels" else np.zeros(10, "float32"))
+        kwargs["labels"] = tmp_path / "y.npy"
+    elif case == "test_shape":
+        np.save(tmp_path / "t.npy", np.zeros((4, 2), "float32"))
+        kwargs["test_data"] = tmp_path / "t.npy"
+    elif case == "test_labels_alone":
+        np.save(tmp_path / "y.npy", np.zeros(10, "int64"))
+        kwargs["test_labels"] = tmp_path / "y.npy"
+    elif case == "fortran":
+        x = np.asfortranarray(np.zeros((10, 3), "float32"))
+    elif case == "not_npy":
+        np.savez(tmp_path / "t.npz", x=x)
+        kwargs["test_data"] = tmp_path / "t.npz"
+    path = tmp_path / "x.npy"
+    if case == "object":
+        np.save(path, x, allow_pickle=True)
+    else:
+        np.save(path, x)
+    if case == "npz_with_labels":
+        np.savez(tmp_path / "x.npz", x_train=x, x_test=x)
+        path, kwargs["labels"] = tmp_path / "x.npz", tmp_path / "x.npy"
+    with pytest.raises(DataError) as info:
+        datasets.load_data(path, **kwargs)
+    assert message in str(info.value)
+    assert len(str(info.value).splitlines()) == 1
+    if case == "nan":
+        assert "(row 4, value 1), (row 7, value 0)" in str(info.value)

@@ -128,6 +128,14 @@ def test_dead_counter_tracks_examples_since_firing_in_training_only():
         (dict(aux_k=UNITS + 1), f"Received: aux_k={UNITS + 1}"),
         (dict(code_activation="relu", activity_regularizer=KLSparsity()), "Received: code_activation='relu'"),
         (dict(code_activation="nope"), "Received: code_activation='nope'"),
+        (dict(prefixes=(8, 4)), "Expected `prefixes` to be increasing sizes <= the 48 latents. "
+                                "Received: prefixes=(8, 4)"),
+        (dict(prefixes=(8, UNITS + 1)), f"Received: prefixes=(8, {UNITS + 1})"),
+        (dict(prefixes=(0,)), "Received: prefixes=(0,)"),
+        (dict(prefixes=(8,), output_activation="sigmoid"),
+         "Expected output_activation='linear' with prefixes"),
+        (dict(code_activation=models.activations.Gated(), output_activation="sigmoid"),
+         "Expected output_activation='linear' with a gated code"),
     ],
 )
 def test_bad_arguments_raise_with_the_value(kwargs, message):
@@ -163,8 +171,12 @@ print(json.dumps({
         dict(code_activation="sigmoid", output_activation="sigmoid",
              activity_regularizer=KLSparsity(0.05, 1.0)),
         dict(code_activation="relu", activity_regularizer=Contractive(1e-2)),
+        dict(code_activation=models.activations.JumpReLU(0.05, bandwidth=0.05,
+                                                          l0_coefficient=1e-3)),
+        dict(code_activation=models.activations.Gated(1e-3)),
+        dict(code_activation=models.BatchTopK(4), prefixes=(8, 24)),
     ],
-    ids=["topk", "batchtopk", "wta", "l1", "kl", "contractive"],
+    ids=["topk", "batchtopk", "wta", "l1", "kl", "contractive", "jumprelu", "gated", "matryoshka"],
 )
 def test_trained_dictionary_loads_and_serves_in_a_fresh_process(kwargs, tmp_path, fresh_python):
     from pipeline import export
@@ -252,3 +264,48 @@ def test_initial_norm_and_tied_weights_are_checked():
     with pytest.raises(ValueError, match="Expected `tied_weights` to be a bool. "
                                          "Received: tied_weights='yes'"):
         build(tied_weights="yes")
+
+
+# === Gated and Matryoshka losses against NumPy (issue 22) ===
+
+def numpy_weights(model):
+    encoder, decoder = model.get_layer("encoder"), model.get_layer("decoder")
+    return dict(b_pre=encoder.get_layer("pre_bias").bias.numpy(),
+                kernel=encoder.get_layer("code").kernel.numpy(),
+                w_dec=decoder.get_layer(DICTIONARY_LAYER).kernel.numpy(),
+                b_dec=decoder.get_layer("decoder_bias").bias.numpy())
+
+
+def test_gated_aux_loss_and_its_frozen_decoder_match_numpy():
+    model = build(code_activation=models.activations.Gated(0.0))
+    x = images(16)
+    initialize_from_data(model, x)
+    gated = model.get_layer("encoder").get_layer("code").code_activation_layer
+    gated.b_gate.assign(np.linspace(-0.5, 0.5, UNITS).astype("float32"))
+    weights = numpy_weights(model)
+    flat = x.reshape(len(x), -1)
+    gate = np.maximum((flat - weights["b_pre"]) @ weights["kernel"] + gated.b_gate.numpy(), 0)
+    expected = np.mean((flat - (gate @ weights["w_dec"] + weights["b_dec"])) ** 2)
+    with tf.GradientTape() as tape:
+        value = model.gated_aux_loss(x)
+    np.testing.assert_allclose(float(value), expected, rtol=1e-5)
+    decoder_kernel = model.get_layer("decoder").get_layer(DICTIONARY_LAYER).kernel
+    grads = tape.gradient(value, [decoder_kernel, gated.b_gate])
+    assert grads[0] is None  # the copy of the decoder is frozen
+    assert np.any(grads[1])  # the gate learns from it
+
+
+def test_matryoshka_prefix_losses_match_numpy_and_each_is_named():
+    model = build(code_activation=models.BatchTopK(6), prefixes=(8, 24, UNITS))
+    assert model.prefixes == (8, 24)  # the whole dictionary is the main loss already
+    x = images(16)
+    initialize_from_data(model, x)
+    h = np.asarray(model.get_layer("encoder")(x))
+    weights = numpy_weights(model)
+    flat = x.reshape(len(x), -1)
+    terms = model.training_loss_terms(x, model(x))
+    assert set(terms) == {"prefix_8_loss", "prefix_24_loss"}
+    for size in (8, 24):
+        x_hat = h[:, :size] @ weights["w_dec"][:size] + weights["b_dec"]
+        np.testing.assert_allclose(float(terms[f"prefix_{size}_loss"]),
+                                   np.mean((flat - x_hat) ** 2), rtol=1e-5)

@@ -160,7 +160,7 @@ def unknown_class_model(path, source):
     ("truncated", "not a zip archive: truncated or not a model"),
     ("text", "not a zip archive"),
     ("unknown-class", "which Keras cannot rebuild"),
-    ("wrong-shape", "Expected `model` to take MNIST images of shape (28, 28, 1). Received:"),
+    ("wrong-shape", "Expected `model` to take the data's examples of shape (28, 28, 1)"),
     ("nan-weights", "Expected finite metrics from the model. Received: bce=nan"),
 ])
 def test_bad_models_and_options_are_one_line_and_write_nothing(saved_kl_model, tiny_mnist, tmp_path,

@@ -271,3 +271,34 @@ def test_calibrate_thresholds_of_a_mixed_bfloat16_dictionary():
     counts = {int((pre > t).sum()) for t in np.unique(pre)}
     nearest = min(abs(c - 2 * 50) for c in counts)
     assert abs(int((codes > 0).sum()) - 2 * 50) == nearest
+
+
+# === Per-dataset normalisation inside the model (issue 22) ===
+
+@pytest.mark.parametrize("builder", [models.build_dense_autoencoder,
+                                     models.build_dictionary_autoencoder])
+def test_normalisation_scales_in_and_out_so_the_model_takes_raw_data(builder):
+    kwargs = {"output_activation": "linear"}
+    plain = builder((5,), 8, **kwargs)
+    model = builder((5,), 8, normalize="mean-norm", **kwargs)
+    x = np.random.default_rng(0).normal(size=(3, 5)).astype("float32")
+    models.set_normalization(model, 4.0)
+    encoder = model.get_layer("encoder")
+    assert encoder.layers[0].name == "normalize"
+    assert model.get_layer("decoder").layers[-1].name == "denormalize"
+    np.testing.assert_allclose(encoder.get_layer("normalize")(x), 4 * x)
+    np.testing.assert_allclose(model.get_layer("decoder").get_layer("denormalize")(x), x / 4)
+    assert float(models.input_scale(model).numpy()) == 4.0
+    assert models.input_scale(plain) is None
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"normalize": "zscore"}, "Expected `normalize` in ['none', 'mean-norm']. Received: normalize='zscore'"),
+    ({"normalize": "mean-norm", "output_activation": "sigmoid"},
+     "Expected output_activation='linear' with normalize='mean-norm'. "
+     "Received: output_activation='sigmoid'"),
+])
+def test_bad_normalisations_are_refused(kwargs, message):
+    with pytest.raises(ValueError) as info:
+        models.build_dense_autoencoder((5,), 4, **kwargs)
+    assert str(info.value) == message

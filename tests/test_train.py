@@ -68,12 +68,33 @@ def test_trains_and_exports_models_that_load_elsewhere(tmp_path, tiny_mnist, fre
         ("dictionary", "none", ["--code-activation", "wta", "--lifetime-sparsity", "0.1"]),
         ("dictionary", "kl", ["--code-activation", "sigmoid", "--output-activation", "sigmoid"]),
         ("dictionary", "contractive", []),
+        ("dictionary", "none", ["--code-activation", "jumprelu", "--initial-threshold", "0.05",
+                                "--bandwidth", "0.05", "--l0-coefficient", "1e-3"]),
+        ("dictionary", "none", ["--code-activation", "gated", "--l1-coefficient", "1e-3"]),
+        ("dictionary", "none", ["--code-activation", "batchtopk", "--k", "5",
+                                "--prefixes", "8,24"]),
     ],
-    ids=["conv-dense-code", "conv-dense-contractive", "topk", "batchtopk", "wta", "kl", "contractive"],
+    ids=["conv-dense-code", "conv-dense-contractive", "topk", "batchtopk", "wta", "kl", "contractive",
+         "jumprelu", "gated", "matryoshka"],
 )
 def test_every_code_kind_trains_and_exports_from_the_command_line(
         tmp_path, tiny_mnist, fresh_python, model, reg, extra):
     check_trains_and_exports(tmp_path, tiny_mnist, fresh_python, model, reg, extra)
+
+
+@pytest.mark.parametrize("extra,terms", [
+    (["--code-activation", "jumprelu"], ["l0_loss"]),
+    (["--code-activation", "gated"], ["gate_l1_loss", "gated_aux_loss"]),
+    (["--code-activation", "batchtopk", "--k", "5", "--prefixes", "8,24,48"],
+     ["prefix_8_loss", "prefix_24_loss"]),
+    (["--code-activation", "topk", "--k", "5", "--aux-k", "8"], ["auxk_loss"]),
+], ids=["jumprelu", "gated", "matryoshka", "auxk"])
+def test_every_loss_term_reaches_tensorboard_under_its_name(tmp_path, tiny_mnist, extra, terms):
+    summary = train.main(tiny_args(tmp_path, tiny_mnist, "dictionary", "none", *extra))
+    validation = event_tags(Path(summary["logs"]) / "validation")
+    for term in ["reconstruction_loss", "sparsity_penalty", *terms]:
+        assert validation.get(f"epoch_{term}") == [0], term
+        assert np.isfinite(summary["final_metrics"][f"val_{term}"]), term
 
 
 def check_trains_and_exports(tmp_path, tiny_mnist, fresh_python, model, reg, extra):
@@ -234,8 +255,8 @@ def bad_data(tmp_path, kind):
         ({"--batch-size": "0"}, "Expected `batch_size` to be a positive integer. Received: batch_size=0"),
         ({"--epochs": "two"}, "argument --epochs: invalid int value: 'two'"),
         ({"--data": "missing"}, "no such file"),
-        ({"--data": "corrupt"}, "(not a zip archive, as numpy.savez writes"),
-        ({"--data": "misshaped"}, "Expected `x_train` of shape (N, 28, 28)"),
+        ({"--data": "corrupt"}, "(not a zip archive, as numpy.savez writes, nor an .npy"),
+        ({"--data": "misshaped"}, "Expected `x_test` examples of shape (20, 28, 1)"),
         ({"--data": "nan"}, "Expected `x_train` to be finite"),
         ({"--out": "under-a-file"}, "Expected `out` to be a writable folder"),
         ({"--code-activation": "relu", "--reg": "kl"}, "Received: code_activation='relu'"),
@@ -563,3 +584,172 @@ def test_a_full_disk_is_one_line_and_leaves_nothing_broken(tmp_path, tiny_mnist,
     else:
         backup = folder / "backup"
         assert not backup.exists() or not list(backup.glob("*.weights.h5"))
+
+
+# === Your own data (issue 22): vectors in .npy files, colour images in an .npz ===
+
+SERVE_VECTORS_IN_FRESH_PROCESS = """
+import json, sys
+import numpy as np, tensorflow as tf
+from pipeline import export  # load_model: safe mode, every class registered
+keras_path, saved_model_path, inputs = sys.argv[1:4]
+x = np.load(inputs, allow_pickle=False)
+model = export.load_model(keras_path)
+served = tf.saved_model.load(saved_model_path)
+try:
+    served.serve(np.full_like(x, np.nan))
+    refused_nan = False
+except tf.errors.InvalidArgumentError:
+    refused_nan = True
+print(json.dumps({
+    "reconstruction_diff": float(np.abs(model.predict(x, verbose=0) - served.serve(x).numpy()).max()),
+    "code_diff": float(np.abs(model.get_layer("encoder").predict(x, verbose=0)
+                              - served.encode(x).numpy()).max()),
+    "endpoints": sorted(name for name in ("serve", "encode", "serve_uint8", "encode_uint8")
+                        if hasattr(served, name)),
+    "output_shape": list(served.serve(x).shape),
+    "refused_nan": refused_nan,
+}))
+"""
+
+
+def write_vectors(folder, rows=240, dim=12, seed=0, scale=5.0):
+    """Sparse-ish vectors far outside [0, 1], with labels, as .npy files."""
+    rng = np.random.default_rng(seed)
+    features = rng.normal(size=(24, dim))
+    codes = rng.random((rows, 24)) * (rng.random((rows, 24)) < 0.1)
+    x = (scale * codes @ features).astype("float32")
+    y = codes.argmax(axis=1) % 3
+    paths = {name: folder / f"{name}.npy" for name in ("x", "y", "x_test", "y_test")}
+    for name, array in (("x", x), ("y", y), ("x_test", x[:40]), ("y_test", y[:40])):
+        np.save(paths[name], array)
+    return paths
+
+
+def own_data_args(tmp_path, paths, model, *extra):
+    return ["--model", model, "--reg", "none", "--data", str(paths["x"]), "--epochs", "1",
+            "--batch-size", "16", "--out", str(tmp_path / "out"),
+            "--logdir", str(tmp_path / "logs"), "--name", "own", *extra]
+
+
+def serve_vectors(tmp_path, fresh_python, x):
+    np.save(tmp_path / "inputs.npy", x)
+    out = tmp_path / "out"
+    result = fresh_python(SERVE_VECTORS_IN_FRESH_PROCESS, out / "own.keras", out / "own",
+                          tmp_path / "inputs.npy")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("extra", [
+    ["--code-activation", "topk", "--k", "4", "--aux-k", "8"],
+    ["--code-activation", "batchtopk", "--k", "4"],
+], ids=["topk", "batchtopk"])
+def test_a_dictionary_trains_on_an_npy_of_vectors_and_serves_them(tmp_path, fresh_python, capsys,
+                                                                  extra):
+    paths = write_vectors(tmp_path)
+    args = own_data_args(tmp_path, paths, "dictionary", "--code-size", "32",
+                         "--labels", str(paths["y"]), "--test-data", str(paths["x_test"]),
+                         "--test-labels", str(paths["y_test"]), *extra)
+    summary = train.main(args)
+    assert summary["data"]["source"] == "x.npy" and summary["data"]["kind"] == "vectors"
+    assert summary["data"]["sha256"] == hashlib.sha256(paths["x"].read_bytes()).hexdigest()
+    assert summary["data"]["labels"]["source"] == "y.npy"
+    assert "val_bce" not in summary["final_metrics"]  # vectors are not pixels
+    assert np.isfinite(summary["final_metrics"]["val_mse"])
+    printed = capsys.readouterr().out
+    assert f"--test-data {paths['x_test']}" in printed
+    x = np.load(paths["x_test"])[:5]
+    loaded = serve_vectors(tmp_path, fresh_python, x)
+    assert loaded["reconstruction_diff"] < 1e-4 and loaded["code_diff"] < 1e-4
+    assert loaded["endpoints"] == ["encode", "serve"] and loaded["refused_nan"]
+    assert loaded["output_shape"] == [5, 12]
+    from pipeline import evaluation
+
+    kwargs = dict(data_path=paths["x"], test_data=paths["x_test"], out=tmp_path / "eval")
+    report = evaluation.evaluate(tmp_path / "out" / "own.keras", labels=paths["y"],
+                                 test_labels=paths["y_test"], **kwargs)
+    assert "bce" not in report and "psnr_db" not in report and 0 <= report["probe_accuracy"] <= 1
+    assert report["test_data_file"]["source"] == "x_test.npy"
+    assert not list((tmp_path / "eval").glob("*reconstructions*"))
+    unlabelled = evaluation.evaluate(tmp_path / "out" / "own.keras", **kwargs)
+    assert unlabelled["probe"] == {"skipped": evaluation.PROBE_SKIPPED} and "probe_accuracy" not in unlabelled
+
+
+def test_a_dense_model_on_unbounded_vectors_gets_a_linear_output(tmp_path, capsys):
+    paths = write_vectors(tmp_path)
+    summary = train.main(own_data_args(tmp_path, paths, "dense", "--code-size", "4",
+                                       "--hidden-units", "16"))
+    assert summary["config"]["architecture"]["output_activation"] == "linear"
+    assert "output_activation='linear'" in capsys.readouterr().err
+
+
+def test_a_conv_model_trains_on_an_npz_of_colour_images(tmp_path, fresh_python):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (64, 32, 32, 3)).astype("uint8")
+    np.savez(tmp_path / "colour.npz", x_train=images, x_test=images[:16])
+    args = ["--model", "conv", "--reg", "l1", "--data", str(tmp_path / "colour.npz"),
+            "--epochs", "1", "--batch-size", "16", "--code-size", "4", "--filters", "4,8",
+            "--out", str(tmp_path / "out"), "--logdir", str(tmp_path / "logs"), "--name", "own"]
+    summary = train.main(args)
+    assert summary["data"]["example_shape"] == [32, 32, 3]
+    x = rng.random((3, 32, 32, 3)).astype("float32")
+    np.savez(tmp_path / "x.npz", x=x)
+    out = tmp_path / "out"
+    result = fresh_python(COMPARE_IN_FRESH_PROCESS, out / "own.keras", out / "own", tmp_path / "x.npz")
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded["output_shape"] == [3, 32, 32, 3] and loaded["reconstruction_diff"] < 1e-5
+    from pipeline import evaluation
+
+    report = evaluation.evaluate(out / "own.keras", data_path=tmp_path / "colour.npz")
+    assert report["probe"] == {"skipped": evaluation.PROBE_SKIPPED} and "bce" in report
+
+
+@pytest.mark.parametrize("case,message", [
+    ("conv_on_vectors", "Expected images (N, H, W) or (N, H, W, C) for --model conv. "
+                        "Received: vectors x_train.shape=(240, 12)"),
+    ("labels_length", "Expected `labels` to be 240 integer labels, one per example. "
+                      "Received: labels.shape=(40,)"),
+    ("nan", "Expected `x_train` to be finite. Received: 1 NaN/inf values in"),
+])
+def test_bad_own_data_is_one_line_and_writes_nothing(tmp_path, case, message):
+    paths = write_vectors(tmp_path)
+    extra = ["--code-size", "4"]
+    model = "dictionary"
+    if case == "conv_on_vectors":
+        model = "conv"
+    elif case == "labels_length":
+        extra += ["--labels", str(paths["y_test"])]
+    elif case == "nan":
+        x = np.load(paths["x"])
+        x[3, 2] = np.nan
+        np.save(paths["x"], x)
+    with pytest.raises(SystemExit) as info:
+        train.main(own_data_args(tmp_path, paths, model, *extra))
+    assert message in str(info.value.code) and len(str(info.value.code).splitlines()) == 1
+    assert not (tmp_path / "out").exists() and not (tmp_path / "logs").exists()
+
+
+def test_mean_norm_normalisation_is_inside_the_model_and_serving_takes_raw_data(tmp_path,
+                                                                                fresh_python):
+    paths = write_vectors(tmp_path, scale=1000.0)
+    summary = train.main(own_data_args(tmp_path, paths, "dictionary", "--code-size", "32",
+                                       "--code-activation", "topk", "--k", "4",
+                                       "--normalize", "mean-norm", "--epochs", "3"))
+    x = np.load(paths["x"]).astype("float64")
+    expected = np.sqrt(x.shape[1] / (x ** 2).sum(axis=1).mean())
+    from pipeline import export
+
+    model = export.load_model(tmp_path / "out" / "own.keras")
+    for part, layer in (("encoder", "normalize"), ("decoder", "denormalize")):
+        scale = float(model.get_layer(part).get_layer(layer).scale.numpy())
+        np.testing.assert_allclose(scale, expected, rtol=1e-5)
+    # The loss is in normalised units: s^2 times the raw mean squared error.
+    final = summary["final_metrics"]
+    np.testing.assert_allclose(final["val_reconstruction_loss"], expected ** 2 * final["val_mse"],
+                               rtol=1e-3)
+    test = np.load(paths["x_test"])[:5]
+    loaded = serve_vectors(tmp_path, fresh_python, test)
+    assert loaded["reconstruction_diff"] < 1e-2  # raw units, values in the thousands
+    x_hat = model.predict(test, verbose=0)
+    fvu = ((test - x_hat) ** 2).sum() / ((test - test.mean(0)) ** 2).sum()
+    assert fvu < 1.0  # raw in, raw out
