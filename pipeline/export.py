@@ -265,9 +265,48 @@ def _remove(path):
         path.unlink()
 
 
-def _finish_swap(out, name, journal):
+def _staging_name(name, pid):
+    return f".{name}.tmp-{pid}"
+
+
+def _read_journal(out, name):
+    """(staging, old) folders of the swap journal of `name` in `out`, after checking them.
+
+    A journal names only this tool's own temporaries, `.NAME.tmp-PID` and
+    `.NAME.tmp-PID.old` in `out` (plain names, no separators, no `..`, no
+    symlinks): a journal that came with a downloaded folder must not make a
+    reader move or delete anything else.
+
+    Raises:
+        OutputError: anything else in the journal (one line; nothing touched).
+    """
+    path = out / SWAP_JOURNAL.format(name=name)
+    try:
+        journal = json.loads(path.read_text())
+    except (ValueError, RecursionError, OSError) as error:
+        journal = f"unreadable ({type(error).__name__})"
+    staging = journal.get("staging") if isinstance(journal, dict) else None
+    match = re.fullmatch(rf"\.{re.escape(name)}\.tmp-(\d{{1,10}})", staging) \
+        if isinstance(staging, str) else None
+    expected = {"staging": staging, "old": f"{staging}.old"} if match else None
+    folders = (out / staging, out / f"{staging}.old") if match else ()
+    if journal != expected:
+        received = f"{journal!r:.200}"
+    elif any(f.is_symlink() or (f.exists() and not f.is_dir()) for f in folders):
+        received = f"{journal!r}, with a symlink or a file at one of those names"
+    else:
+        return folders
+    raise OutputError(
+        f"Expected {path} to be this tool's swap journal, naming only its own folders "
+        f"{_staging_name(name, 'PID')} and {_staging_name(name, 'PID')}.old in {out}. "
+        f"Received: {received}; nothing was changed (delete the journal if you did not "
+        f"expect it)"
+    )
+
+
+def _finish_swap(out, name):
     """Moves each staged artefact into place (the old one aside first); idempotent."""
-    staging, old = out / journal["staging"], out / journal["old"]
+    staging, old = _read_journal(out, name)
     old.mkdir(exist_ok=True)
     for artefact in artefacts(name):
         new, current = staging / artefact, out / artefact
@@ -286,7 +325,7 @@ def _finish_swap(out, name, journal):
 def write_export_set(model, summary, out, name):
     """Writes NAME.keras, NAME/ and NAME.json to `out` as one set; returns their paths."""
     out = Path(out)
-    staging = out / f".{name}.tmp-{os.getpid()}"
+    staging = out / _staging_name(name, os.getpid())
     journal_path = out / SWAP_JOURNAL.format(name=name)
     try:
         _remove(staging)
@@ -298,7 +337,7 @@ def write_export_set(model, summary, out, name):
         with export_lock(out, name):
             journal = {"staging": staging.name, "old": f"{staging.name}.old"}
             write_json(journal, journal_path)
-            _finish_swap(out, name, journal)
+            _finish_swap(out, name)
     finally:
         if not journal_path.exists():  # a started swap is finished by `recover`, never undone
             shutil.rmtree(staging, ignore_errors=True)
@@ -326,7 +365,7 @@ def recover(out, name):
     notes = []
     with export_lock(out, name):
         if journal_path.exists():
-            _finish_swap(out, name, json.loads(journal_path.read_text()))
+            _finish_swap(out, name)
             notes.append(f"finished the interrupted replacement of the export {name!r} in {out}")
         for stale in _stale_temporaries(out, name):
             _remove(stale)

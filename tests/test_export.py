@@ -138,6 +138,60 @@ def test_stale_temporaries_of_a_name_are_swept_and_others_kept(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(keep + [".m.lock"])
 
 
+def _tree(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize("journal", [
+    lambda victims: {"staging": str(victims / "a"), "old": str(victims / "b")},  # absolute
+    lambda victims: {"staging": "../victims/a", "old": "../victims/b"},           # escapes
+    lambda victims: {"staging": ".m.tmp-1/../../victims/a", "old": ".m.tmp-1.old"},
+    lambda victims: {"staging": ".m.tmp-1", "old": "../victims/b"},             # old escapes
+    lambda victims: {"staging": ".m.tmp-1", "old": ".m.tmp-1.old", "extra": 1},
+    lambda victims: {"staging": ".other.tmp-1", "old": ".other.tmp-1.old"},     # not our name
+    lambda victims: ["../victims/a"],
+    lambda victims: 7,
+    lambda victims: "not json {",
+    lambda victims: {"staging": ".m.tmp-1", "old": ".m.tmp-1.old"},  # but symlinks (below)
+], ids=["absolute", "relative", "dotdot", "old-escapes", "extra-key", "other-name", "list",
+        "int", "garbage", "symlinks"])
+def test_a_hostile_swap_journal_is_refused_and_touches_nothing(tmp_path, journal):
+    # A journal shipped in a downloaded folder must not make a reader delete
+    # or move anything: only this tool's own .m.tmp-PID folders, by name.
+    victims, out = tmp_path / "victims", tmp_path / "out"
+    for folder in ("a", "b", "c"):
+        (victims / folder).mkdir(parents=True)
+        (victims / folder / "m.keras").write_text("precious")
+    out.mkdir()
+    (out / "m.keras").write_text("the user's model")
+    content = journal(victims)
+    (out / ".m.swap.json").write_text(content if isinstance(content, str) else json.dumps(content))
+    if isinstance(content, dict) and content.get("staging") == ".m.tmp-1" and "extra" not in content:
+        (out / ".m.tmp-1").symlink_to(victims / "a")
+        (out / ".m.tmp-1.old").symlink_to(victims / "b")
+    before = _tree(tmp_path)
+    with pytest.raises(export.OutputError, match=r"swap journal.*nothing was changed") as error:
+        export.recover(out, "m")
+    assert "\n" not in str(error.value)
+    assert [p for p in _tree(tmp_path) if p != "out/.m.lock"] == before
+    assert (victims / "a" / "m.keras").read_text() == "precious"
+
+
+def test_evaluate_refuses_a_hostile_journal_in_one_line(tmp_path):
+    import evaluate as evaluate_cli
+
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "data.txt").write_text("precious")
+    out = tmp_path / "download"
+    out.mkdir()
+    tiny_model().save(out / "m.keras")
+    (out / ".m.swap.json").write_text(json.dumps({"staging": str(victim), "old": str(victim)}))
+    with pytest.raises(SystemExit, match=r"^evaluate.py: error: Expected .*swap journal"):
+        evaluate_cli.main([str(out / "m.keras"), "--no-probe"])
+    assert (victim / "data.txt").read_text() == "precious"
+
+
 def test_failed_json_write_leaves_no_temporary(tmp_path):
     with pytest.raises(ValueError):
         export.write_json({"bce": float("nan")}, tmp_path / "r.json")  # strict JSON only
