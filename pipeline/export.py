@@ -42,6 +42,8 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 MAX_NAME_LENGTH = 100  # leaves room for suffixes and temporary names in 255 bytes
 SWAP_JOURNAL = ".{name}.swap.json"
 EVAL_SUFFIX = ".eval.json"
+# What a SavedModel folder written by `export_saved_model` holds, and nothing else.
+SAVED_MODEL_ENTRIES = {"saved_model.pb", "fingerprint.pb", "variables", "assets"}
 
 
 class OutputError(OSError):
@@ -88,7 +90,8 @@ def _is_previous_export(path):
         return path.is_file() and not path.is_symlink() and zipfile.is_zipfile(path)
     if path.name.endswith(".json"):
         return path.is_file() and not path.is_symlink()
-    return path.is_dir() and not path.is_symlink() and (path / "saved_model.pb").is_file()
+    return (path.is_dir() and not path.is_symlink() and (path / "saved_model.pb").is_file()
+            and {entry.name for entry in path.iterdir()} <= SAVED_MODEL_ENTRIES)
 
 
 def _overlaps(a, b):
@@ -421,7 +424,14 @@ def main(argv=None):
     written = []
     try:
         for path in map(Path, args.model):
-            written.append(export_saved_model(load_model(path), path.with_suffix("")))
+            model, target = load_model(path), path.with_suffix("")
+            with export_lock(target.parent, target.name):  # as a train.py export swap
+                if not _is_previous_export(target):  # a user's folder or file: keep it
+                    raise OutputError(
+                        f"Expected {target} to be absent or a SavedModel folder this tool "
+                        f"wrote (only {', '.join(sorted(SAVED_MODEL_ENTRIES))}). Received: "
+                        f"something else there; nothing was changed (move it away first)")
+                written.append(export_saved_model(model, target))
             print(f"exported {written[-1]}")
     except (ValueError, OSError) as error:
         sys.exit(f"pipeline.export: error: {error}")

@@ -1,6 +1,7 @@
 import hashlib
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -251,3 +252,30 @@ def test_command_line_writes_the_saved_model_of_a_keras_file(tmp_path):
     np.testing.assert_allclose(served.encode(x), model.get_layer("encoder")(x), atol=1e-6)
     with pytest.raises(SystemExit, match="pipeline.export: error: Expected `model`"):
         export.main([str(tmp_path / "missing.keras")])
+
+
+@pytest.mark.parametrize("occupant", ["folder", "file", "symlink", "saved-model-and-notes"])
+def test_command_line_replaces_only_a_previous_export(tmp_path, occupant):
+    # `python -m pipeline.export X.keras` writes X/: whatever else is at X stays.
+    export.save_keras(tiny_model(), tmp_path / "X.keras")
+    target = tmp_path / "X"
+    if occupant == "file":
+        target.write_text("a user's report")
+    elif occupant == "symlink":
+        (tmp_path / "elsewhere").mkdir()
+        target.symlink_to(tmp_path / "elsewhere")
+    else:
+        target.mkdir()
+        (target / "notes.txt").write_text("a user's notes")
+        if occupant == "saved-model-and-notes":
+            (target / "saved_model.pb").write_bytes(b"")
+    before = _tree(tmp_path)
+    with pytest.raises(SystemExit, match=r"^pipeline.export: error: Expected .*X to be absent "
+                                         r"or a SavedModel folder this tool wrote"):
+        export.main([str(tmp_path / "X.keras")])
+    assert [p for p in _tree(tmp_path) if p != ".X.lock"] == before
+    if occupant == "folder":  # once it is moved away, a previous export is replaced
+        shutil.rmtree(target)
+        export.main([str(tmp_path / "X.keras")])
+        (written,) = export.main([str(tmp_path / "X.keras")])
+        assert tf.saved_model.load(str(written)).serve is not None
