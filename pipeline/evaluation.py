@@ -232,14 +232,15 @@ def evaluate(model_path, *, data_path=None, limit=None, out=None,
     name = path.name.removesuffix(".keras")
     export.recover(path.parent, name)  # finishes an interrupted export swap, if any
     out = export.ensure_writable_dir(out or path.parent)
-    model = export.load_model(path)  # safe mode, every custom class registered
+    # Safe mode, every custom class registered; the hash is of the bytes loaded.
+    model, model_sha256 = export.load_model_and_sha256(path)
     _check_input_shape(model, path, data.IMAGE_SHAPE)
     mnist = data.load_mnist(data_path, limit=limit)
     start = time.perf_counter()
     report, codes, x_hat = compute_metrics(model, mnist, threshold=threshold, probe=probe)
     seconds = time.perf_counter() - start
     _check_finite(report, path)
-    report.update(model=os.path.relpath(path, out), model_sha256=data.file_sha256(path),
+    report.update(model=os.path.relpath(path, out), model_sha256=model_sha256,
                   data_source=Path(mnist.source).name if mnist.sha256 else mnist.source,
                   data_sha256=mnist.sha256)
     report["verify_subset"] = verify_subset_metrics(model, mnist, threshold=threshold)
