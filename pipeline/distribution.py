@@ -244,7 +244,7 @@ class MultiWorkerTrainer:
             callback_list.on_epoch_end(epoch, logs)
             print(f"epoch {epoch + 1}/{epochs} " + " ".join(f"{k}={v:.4f}" for k, v in logs.items()),
                   flush=True)
-            if self.model.stop_training or not all(np.isfinite(list(logs.values()))):
+            if self.model.stop_training or not objective.loss_is_finite(logs):
                 break  # not backed up: the last backup stays a good one
             self._backup(epoch + 1, logs)
         callback_list.on_train_end()

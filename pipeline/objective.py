@@ -20,6 +20,9 @@ from pipeline import optimizers
 RECONSTRUCTION = "reconstruction_loss"
 PENALTY = "sparsity_penalty"
 AUXK = "auxk_loss"
+# The epoch logs that are the loss; the others are diagnostics (val_fvu is inf
+# on a validation sample without variance) and never stop or discard a run.
+LOSS_LOGS = ("loss", "val_loss")
 
 
 def reconstruction_metrics():
@@ -78,3 +81,15 @@ def loss_terms(model, x):
     if getattr(model, "aux_k", 0):
         terms[AUXK] = model.aux_coefficient * float(model.auxk_loss(x, x_hat))
     return terms, np.asarray(x_hat)
+
+
+def loss_is_finite(logs):
+    """Whether the training and validation loss in epoch `logs` are finite (missing: yes)."""
+    return all(np.isfinite(float(logs[key])) for key in LOSS_LOGS if key in (logs or {}))
+
+
+def finite_logs(logs):
+    """Epoch `logs` as floats, a non-finite diagnostic as None (strict JSON has no inf)."""
+    return {key: float(value) if np.isfinite(float(value)) else None
+            for key, value in (logs or {}).items()
+            if isinstance(value, (int, float, np.floating))}

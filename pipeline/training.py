@@ -5,7 +5,6 @@ train.py is a thin command line over `train`; the benchmarks and tests use
 """
 
 import dataclasses
-import math
 import platform
 import resource
 import shutil
@@ -116,7 +115,9 @@ def package_versions():
 
 
 def _final_metrics(history):
-    return {key: float(values[-1]) for key, values in history.history.items() if values}
+    """The last epoch's logs; a non-finite diagnostic (not the loss) becomes None."""
+    return objective.finite_logs({key: values[-1] for key, values in history.history.items()
+                                  if values})
 
 
 def run_fingerprint(config, mnist, limit, distribute):
@@ -216,9 +217,15 @@ def _fit_reporting_tf_errors(model, config, strategy, datasets, sample, run_dir,
         ) from None
 
 
-def _check_limit(limit):
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 2):
-        raise ValueError(f"Expected `limit` to be an integer >= 2. Received: limit={limit!r}")
+def _check_limit(limit, validation_fraction):
+    """Refuses a `limit` that leaves fewer than data.MIN_VALIDATION_IMAGES to validate on."""
+    least = data.minimum_images(validation_fraction)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                              or limit < least):
+        raise ValueError(
+            f"Expected `limit` to be an integer >= {least} (validation_fraction="
+            f"{validation_fraction:.4g} must hold out at least {data.MIN_VALIDATION_IMAGES} "
+            f"images for the validation metrics). Received: limit={limit!r}")
 
 
 def train(
@@ -269,7 +276,7 @@ def train(
     """
     name = export.check_name(name or config.default_name)
     logdir = Path(logdir or Path(DEFAULT_LOG_ROOT) / name)
-    _check_limit(limit)
+    _check_limit(limit, config.validation_fraction)
     if not dry_run:
         export.check_targets(out, name, logdir, overwrite=overwrite)
     # First: logical devices can only be configured before TensorFlow starts.
@@ -350,7 +357,7 @@ def _train_and_export(*, model, config, strategy, name, data_path, limit, distri
             model, config, strategy, datasets, sample, run_dir, backup, callbacks,
             {"fingerprint": fingerprint, "run": run_dir.name}, revival)
         final = _final_metrics(history)
-        if not history.epoch or not all(math.isfinite(v) for v in final.values()):
+        if not history.epoch or not objective.loss_is_finite(final):
             raise TrainingError(
                 f"Training stopped with a non-finite loss (final metrics {final}); "
                 f"nothing was exported and the last good backup is kept. "

@@ -107,3 +107,32 @@ def test_each_epoch_uses_one_data_iterator(monkeypatch, tiny_mnist, tmp_path):
     assert train_batches == 6
     # One per epoch, made at the end of the one before, and a spare made at the end.
     assert created.count(train_batches) == config.epochs + 1, created
+
+
+def test_a_limit_too_small_to_validate_on_is_refused_up_front(tiny_mnist, tmp_path):
+    # --limit 5 holds out one validation image: every epoch trained, then
+    # thrown away. Refused before any work, with the least limit that works.
+    from pipeline import data
+
+    assert data.minimum_images(1 / 12) == 18  # round(18 / 12) = 2 images held out
+    args = ["--model", "dense", "--code-size", "4", "--hidden-units", "8", "--limit", "5",
+            "--data", str(tiny_mnist), "--out", str(tmp_path / "out"),
+            "--logdir", str(tmp_path / "logs")]
+    with pytest.raises(SystemExit, match=r"^train.py: error: Expected `limit` to be an integer "
+                                         r">= 18 .*Received: limit=5$"):
+        train.main(args)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny_mnist.npz"]
+
+
+def test_a_non_finite_diagnostic_is_not_a_non_finite_loss(tiny_mnist, tmp_path):
+    # val_fvu of a one-image diagnostic sample is inf (no variance): a
+    # diagnostic, which neither stops nor discards a run whose loss is finite.
+    from pipeline import manifest
+
+    config = manifest.config_of("dense-l1", epochs=1, batch_size=16, hidden_units=(8,),
+                                code_size=4, jit_compile=False, diagnostic_sample_size=1)
+    summary = training.train(config, data_path=tiny_mnist, out=tmp_path / "out",
+                             logdir=tmp_path / "logs")
+    assert summary["final_metrics"]["val_fvu"] is None
+    assert math.isfinite(summary["final_metrics"]["val_loss"])
+    assert (tmp_path / "out" / "dense-l1.keras").is_file()
