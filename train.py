@@ -119,6 +119,11 @@ def parse_args(argv=None):
     run.add_argument("--cpu-replicas", type=int, default=None,
                      help="with --distribute mirrored on a CPU-only machine: logical CPU "
                           "devices to mirror over (default: none)")
+    run.add_argument("--cluster-timeout", type=float, default=table["default_cluster_timeout"],
+                     metavar="SECONDS",
+                     help="with --distribute multi-worker: seconds to wait for every task of "
+                          "TF_CONFIG to start; then exit naming the missing ones "
+                          f"(default: {table['default_cluster_timeout']})")
     return parser.parse_args(argv)
 
 
@@ -185,7 +190,8 @@ def main(argv=None):
         summary = training.train(
             config, data_path=args.data, limit=args.limit, name=name, out=args.out,
             logdir=args.logdir, dry_run=args.dry_run, distribute=args.distribute,
-            cpu_replicas=args.cpu_replicas, restart=args.restart, overwrite=args.overwrite,
+            cpu_replicas=args.cpu_replicas, cluster_timeout=args.cluster_timeout,
+            restart=args.restart, overwrite=args.overwrite,
         )
     except (ValueError, OSError, training.TrainingError) as error:
         # DataError, OutputError, BackupError and LockedError are ValueError or OSError.

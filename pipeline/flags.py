@@ -97,6 +97,7 @@ def build():
         "family_defaults": json.loads(json.dumps(families)),
         "options": options,
         "strategies": list(distribution.STRATEGIES),
+        "default_cluster_timeout": distribution.DEFAULT_CLUSTER_TIMEOUT,
         "data_env_var": data.DATA_ENV_VAR,
         "default_out": training.DEFAULT_OUT,
         "default_log_root": training.DEFAULT_LOG_ROOT,

@@ -240,6 +240,7 @@ def train(
     callbacks=(),
     distribute="none",
     cpu_replicas=None,
+    cluster_timeout=distribution.DEFAULT_CLUSTER_TIMEOUT,
     restart=False,
     overwrite=False,
 ):
@@ -264,6 +265,9 @@ def train(
         distribute: "none", "mirrored" or "multi-worker" (pipeline.distribution).
         cpu_replicas: with "mirrored" on a CPU-only machine, the number of
             logical CPU devices to mirror over.
+        cluster_timeout: with "multi-worker", the seconds to wait for every
+            task of TF_CONFIG to start; past them one line names the missing
+            tasks and the process is killed, nothing written.
         restart: discard the run's backup and train afresh.
         overwrite: replace an evaluated export (one whose NAME.eval.json
             records its sha256, such as a shipped zoo model).
@@ -280,7 +284,8 @@ def train(
     if not dry_run:
         export.check_targets(out, name, logdir, overwrite=overwrite)
     # First: logical devices can only be configured before TensorFlow starts.
-    strategy = distribution.make_strategy(distribute, cpu_replicas=cpu_replicas)
+    strategy = distribution.make_strategy(distribute, cpu_replicas=cpu_replicas,
+                                          cluster_timeout=cluster_timeout)
     config, notes = distribution.adapt_config(config, strategy)
     resolved = precision.resolve_config(config)
     config, precision_notes = precision.adapt_config(config, resolved)
