@@ -201,3 +201,11 @@ def test_auxk_reaches_dead_latents_whose_pre_activations_are_all_negative():
     touched = np.abs(np.asarray(tape.gradient(aux, code.kernel))).sum(axis=0) > 0
     assert touched[dead].sum() >= 6 and not touched[~dead].any()
     assert 0 < float(aux)
+
+
+@pytest.mark.parametrize("value", [-1.0, float("nan"), float("inf"), "0.1", True])
+def test_aux_coefficient_is_a_finite_number_at_least_zero(value):
+    # -1 drove the loss negative and exported; NaN wasted an epoch (issue 25, item 6).
+    with pytest.raises(ValueError, match=rf"Expected `aux_coefficient` to be a finite number "
+                                         rf">= 0. Received: aux_coefficient={value!r}"):
+        build(code_activation=models.TopK(4), aux_k=5, aux_coefficient=value)
