@@ -5,6 +5,7 @@ train.py is a thin command line over `train`; the benchmarks and tests use
 """
 
 import dataclasses
+import os
 import platform
 import resource
 import shutil
@@ -38,6 +39,13 @@ VERSIONED_PACKAGES = ("tensorflow", "keras", "numpy", "tensorboard")
 DATA_INIT_IMAGES = 10_000
 # Training images that calibrate thresholds after training (BatchTopK).
 CALIBRATION_IMAGES = 4_000
+# Codes wider than this are measured (`estimate_parameters`, from builds at
+# PROBE_CODE_SIZE and twice it) before the model is built, and refused when
+# their training state cannot fit in memory: float32 weights, gradients and
+# Adam's two moments.
+MEMORY_CHECK_CODE_SIZE = 16_384
+PROBE_CODE_SIZE = 256
+TRAINING_BYTES_PER_PARAMETER = 4 * 4
 
 
 class TrainingError(RuntimeError):
@@ -71,6 +79,56 @@ def build_model(config, input_shape=data.IMAGE_SHAPE, name=None, policy=None):
         model, learning_rate=config.learning_rate, jit_compile=config.jit_compile,
         steps_per_execution=config.steps_per_execution,
     )
+
+
+def estimate_parameters(config, input_shape=data.IMAGE_SHAPE):
+    """The parameter count of `config`'s model, from two builds at small code sizes.
+
+    Every family's count is affine in the code size c, p(c) = p(c1) + (c - c1) *
+    (p(c2) - p(c1)) / (c2 - c1), so a code too wide to build is measured
+    without building it. None when no small code size builds (its other
+    arguments need a wide code: the full build says why).
+    """
+    code_size, counts = config.architecture["code_size"], {}
+    size = PROBE_CODE_SIZE
+    while len(counts) < 2 and size < code_size:
+        architecture = {**config.architecture, "code_size": size}
+        try:
+            probe = dataclasses.replace(config, architecture=architecture)
+            counts[size] = build_model(probe, input_shape, policy=precision.FLOAT32).count_params()
+        except ValueError:
+            counts.clear()  # two consecutive sizes that build
+        size *= 2
+    if len(counts) < 2:
+        return None
+    (c1, p1), (c2, p2) = counts.items()
+    return p1 + (code_size - c1) * (p2 - p1) // (c2 - c1)
+
+
+def _check_memory(config):
+    """Refuses, before building, a model whose training state exceeds the machine's memory."""
+    if config.architecture.get("code_size", 0) <= MEMORY_CHECK_CODE_SIZE:
+        return
+    parameters = estimate_parameters(config)
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if parameters is not None and parameters * TRAINING_BYTES_PER_PARAMETER > total:
+        raise ValueError(
+            f"Expected `code_size` small enough to train in this machine's memory. Received: "
+            f"code_size={config.architecture['code_size']} (about {parameters:,} parameters: "
+            f"{parameters * TRAINING_BYTES_PER_PARAMETER / 2**30:,.1f} GiB for the weights, "
+            f"gradients and Adam moments, against {total / 2**30:.1f} GiB of memory)")
+
+
+def _build_reporting_tf_errors(config, name, policy):
+    """`build_model`, with TensorFlow's errors (out of memory, say) as one-line TrainingErrors."""
+    try:
+        return build_model(config, name=name, policy=policy)
+    except (tf.errors.OpError, MemoryError) as error:
+        reason = getattr(error, "message", None) or str(error) or type(error).__name__
+        raise TrainingError(
+            f"TensorFlow failed to build the model ({type(error).__name__}: "
+            f"{reason.strip().splitlines()[0][:200]}); nothing was written"
+        ) from None
 
 
 def float32_copy(model, config):
@@ -291,10 +349,11 @@ def train(
     config, precision_notes = precision.adapt_config(config, resolved)
     for note in notes + precision_notes:
         print(f"note: {note}", file=sys.stderr)
+    _check_memory(config)
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
         # Validates the architecture before any I/O.
-        model = build_model(config, name=name, policy=resolved.policy)
+        model = _build_reporting_tf_errors(config, name, resolved.policy)
     run = dict(model=model, config=config, strategy=strategy, name=name, data_path=data_path,
                limit=limit, distribute=distribute, callbacks=callbacks, restart=restart,
                resolved=resolved)

@@ -136,3 +136,39 @@ def test_a_non_finite_diagnostic_is_not_a_non_finite_loss(tiny_mnist, tmp_path):
     assert summary["final_metrics"]["val_fvu"] is None
     assert math.isfinite(summary["final_metrics"]["val_loss"])
     assert (tmp_path / "out" / "dense-l1.keras").is_file()
+
+
+def test_a_code_too_wide_for_memory_is_refused_before_building(tiny_mnist, tmp_path):
+    # --code-size 10000000 allocated tens of GB at build, then a traceback.
+    args = ["--model", "dictionary", "--code-size", "10000000", "--data", str(tiny_mnist),
+            "--out", str(tmp_path / "out"), "--logdir", str(tmp_path / "logs")]
+    with pytest.raises(SystemExit, match=r"^train.py: error: Expected `code_size` small enough "
+                                         r"to train in this machine's memory. Received: "
+                                         r"code_size=10000000 \(about 15,700,001,568 "
+                                         r"parameters"):  # 2 * 784 * N + 2 N + 2 * 784
+        train.main(args)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny_mnist.npz"]
+
+
+@pytest.mark.parametrize("preset,extra", [("dense-l1", {"hidden_units": (8,)}),
+                                          ("conv-l1", {"filters": (4,)}),
+                                          ("dict-topk", {})])
+def test_parameter_estimate_matches_the_built_model(preset, extra):
+    from pipeline import manifest
+
+    config = manifest.config_of(preset, code_size=700, **extra)
+    assert training.estimate_parameters(config) == training.build_model(config).count_params()
+
+
+def test_tensorflow_errors_at_build_are_one_line(tiny_mnist, tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    def out_of_memory(*args, **kwargs):
+        raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor\nmore")
+
+    monkeypatch.setattr(training, "build_model", out_of_memory)
+    with pytest.raises(SystemExit, match=r"^train.py: error: TensorFlow failed to build the model "
+                                         r"\(ResourceExhaustedError: OOM when allocating tensor\); "
+                                         r"nothing was written$"):
+        train.main(["--model", "dense", "--data", str(tiny_mnist), "--out", str(tmp_path / "o"),
+                    "--logdir", str(tmp_path / "l")])
