@@ -39,6 +39,12 @@ IMAGE_RANGE_MESSAGE = (
     "Expected float32 images in [0, 1]. Received: values outside [0, 1] (or NaN); "
     "for uint8 images (0..255) call serve_uint8 / encode_uint8"
 )
+UINT8_MESSAGE = (
+    "Expected uint8 images (0..255). Received: {dtype} images; for float32 images in "
+    "[0, 1] call serve / encode"
+)
+# NumPy's usual dtypes, which a uint8 endpoint refuses rather than casts.
+REFUSED_UINT8_DTYPES = (tf.float32, tf.float64, tf.int32, tf.int64)
 # Export names: plain file names that are also valid Keras model names.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 MAX_NAME_LENGTH = 100  # leaves room for suffixes and temporary names in 255 bytes
@@ -200,15 +206,27 @@ def _in_unit_range(x):
         return tf.identity(x)
 
 
-def _endpoint_functions(network):
-    """(float32 images in [0, 1] -> output, uint8 images -> output) of `network`."""
+def _endpoint_functions(network, shape):
+    """(float32 images in [0, 1] -> output, uint8 images -> output) of `network`.
+
+    A uint8 endpoint with one uint8 signature would let TensorFlow cast NumPy
+    arrays of other dtypes to uint8 silently (floats in [0, 1] to 0, int 300
+    to 44): it also has a trace for each of REFUSED_UINT8_DTYPES that refuses.
+    """
 
     def from_floats(x):
         return network(_in_unit_range(x), training=False)
 
+    @tf.function(autograph=False)
     def from_uint8(x):
+        if x.dtype != tf.uint8:
+            message = UINT8_MESSAGE.format(dtype=x.dtype.name)
+            with tf.control_dependencies([tf.debugging.Assert(False, [message])]):
+                x = tf.zeros_like(x)
         return network(tf.cast(x, tf.float32) / PIXEL_MAX, training=False)
 
+    for dtype in (tf.uint8, *REFUSED_UINT8_DTYPES):  # uint8 first: the signature's
+        from_uint8.get_concrete_function(tf.TensorSpec(shape, dtype, name="images"))
     return from_floats, from_uint8
 
 
@@ -218,7 +236,8 @@ def export_saved_model(model, path):
     `serve` (also `serving_default`) returns reconstructions and `encode` the
     code, from float32 images in [0, 1] of the model's input shape (any
     batch); other values are refused (InvalidArgumentError). `serve_uint8`
-    and `encode_uint8` take uint8 images (0..255) and scale them by 1/255.
+    and `encode_uint8` take uint8 images (0..255) and scale them by 1/255;
+    other dtypes are refused, not cast.
     Loadable with `tf.saved_model.load` without any project code.
     """
     path = Path(path)
@@ -226,13 +245,12 @@ def export_saved_model(model, path):
     encoder = model.get_layer(models.ENCODER)
     shape = (None, *encoder.input_shape[1:])
     floats = [tf.TensorSpec(shape, tf.float32, name="images")]
-    raw = [tf.TensorSpec(shape, tf.uint8, name="images")]
     archive = keras.export.ExportArchive()
     archive.track(model)
     for endpoint, network in ((RECONSTRUCT_ENDPOINT, model), (ENCODE_ENDPOINT, encoder)):
-        floats_fn, raw_fn = _endpoint_functions(network)
+        floats_fn, raw_fn = _endpoint_functions(network, shape)
         archive.add_endpoint(endpoint, floats_fn, input_signature=floats)
-        archive.add_endpoint(endpoint + UINT8_SUFFIX, raw_fn, input_signature=raw)
+        archive.add_endpoint(endpoint + UINT8_SUFFIX, raw_fn)
     tmp, old = _temporary_sibling(path), _temporary_sibling(path, ".old")
     for stale in (tmp, old):
         shutil.rmtree(stale, ignore_errors=True)

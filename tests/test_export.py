@@ -215,6 +215,28 @@ def test_saved_model_refuses_out_of_range_floats_and_scales_uint8(tmp_path):
     assert "serving_default" in served.signatures
 
 
+@pytest.mark.parametrize("images", [
+    np.full((1, 4, 4, 1), 0.5, "float32"),  # float images in [0, 1]: all 0 once cast
+    np.full((1, 4, 4, 1), 0.5, "float64"),
+    np.full((1, 4, 4, 1), 300, "int32"),    # 44 once cast
+    np.full((1, 4, 4, 1), 3, "int64"),
+    np.full((1, 4, 4, 1), 3, "int16"),
+    np.full((1, 4, 4, 1), 3, "float16"),
+    tf.fill((1, 4, 4, 1), 300),
+], ids=["float32", "float64", "int32-300", "int64", "int16", "float16", "tf-int32"])
+def test_uint8_endpoints_refuse_other_dtypes(tmp_path, images):
+    export.export_saved_model(tiny_model(), tmp_path / "export")
+    served = tf.saved_model.load(str(tmp_path / "export"))
+    for endpoint in (served.serve_uint8, served.encode_uint8):
+        with pytest.raises((tf.errors.InvalidArgumentError, TypeError, ValueError),
+                           match=r"Expected uint8 images|matching concrete function|Can not cast"):
+            endpoint(images)
+    raw = np.full((1, 4, 4, 1), 3, "uint8")  # still served, from NumPy or a tensor
+    np.testing.assert_allclose(served.serve_uint8(raw), served.serve_uint8(tf.constant(raw)))
+    (spec,) = served.signatures["serve_uint8"].structured_input_signature[1].values()
+    assert spec.dtype == tf.uint8
+
+
 # === One call that registers everything and loads (issue 13, item 10) ===
 
 LOAD_WITHOUT_IMPORTS = """
