@@ -55,12 +55,14 @@ def _epilog(table):
     """The families' defaults and the zoo presets, for --help."""
     lines = ["Defaults by family (any flag overrides them):"]
     for name, settings in table["family_defaults"].items():
-        shown = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in settings.items())
+        shown = " ".join(f"--{k.replace('_', '-')} {flags.as_typed(v)}"
+                         for k, v in settings.items())
         lines.append(f"  {name:<12} {shown}")
     lines.append("Zoo presets (--preset NAME; also the defaults of --model M --reg R for "
                  "NAME = M-R):")
     for name, entry in table["presets"].items():
-        shown = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in entry["options"].items())
+        shown = " ".join(f"--{k.replace('_', '-')} {flags.as_typed(v)}"
+                         for k, v in entry["options"].items())
         lines.append(f"  {name:<12} --model {entry['model']} --reg {entry['reg']} {shown}")
     lines.append("--print-config shows the resolved configuration of a command without training.")
     return "\n".join(lines)

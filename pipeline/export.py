@@ -434,7 +434,8 @@ def load_model_and_sha256(path):
         copy.write_bytes(content)
         try:
             model = keras.models.load_model(copy)  # safe mode (the default)
-        except (TypeError, ValueError, KeyError, OSError, zipfile.BadZipFile) as error:
+        except (TypeError, ValueError, KeyError, OSError, zipfile.BadZipFile,
+                RecursionError) as error:  # a config.json nested 100k levels deep
             reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
             raise ValueError(
                 f"Expected `model` to be a .keras file of this project's models. "

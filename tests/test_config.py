@@ -90,3 +90,11 @@ def test_argument_help_reads_google_and_keras_docstrings():
         """
 
     assert configs.argument_help(f) == {"a": "first line continued.", "b": "second."}
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 1.5])
+def test_a_seed_outside_numpys_range_is_named(seed):
+    # --seed -1 gave NumPy's message, without the flag's name (issue 25, item 9).
+    with pytest.raises(ValueError, match=rf"Expected `seed` to be an integer in \[0, 4294967295\]"
+                                         rf".*Received: seed={seed!r}"):
+        configs.resolve_config("dense", "l1", seed=seed)

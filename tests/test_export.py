@@ -301,3 +301,16 @@ def test_command_line_replaces_only_a_previous_export(tmp_path, occupant):
         export.main([str(tmp_path / "X.keras")])
         (written,) = export.main([str(tmp_path / "X.keras")])
         assert tf.saved_model.load(str(written)).serve is not None
+
+
+def test_a_deeply_nested_config_is_one_line(tmp_path):
+    # A config.json nested 100k levels deep gave a RecursionError traceback.
+    import zipfile
+
+    path = tmp_path / "deep.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", "[" * 100_000 + "]" * 100_000)
+        archive.writestr("metadata.json", json.dumps({"keras_version": "3.15.1"}))
+        archive.writestr("model.weights.h5", b"")
+    with pytest.raises(ValueError, match=r"Expected `model` to be a .keras file of this project"):
+        export.load_model(path)
