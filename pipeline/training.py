@@ -7,6 +7,7 @@ train.py is a thin command line over `train`; the benchmarks and tests use
 import dataclasses
 import os
 import platform
+import re
 import resource
 import shutil
 import sys
@@ -187,6 +188,24 @@ def run_fingerprint(config, mnist, limit, distribute):
             "data": {"sha256": mnist.sha256 or mnist.source, "limit": limit}}
 
 
+def remove_empty_run_dirs(logdir):
+    """Removes the run folders of `logdir` that hold no file (runs killed before
+    writing anything); under the run lock, so none of them is in use."""
+    pattern = re.compile(r"\d{8}-\d{6}(-\d+)?")
+    for run_dir in Path(logdir).iterdir():
+        if pattern.fullmatch(run_dir.name) and run_dir.is_dir() and not run_dir.is_symlink() \
+                and not any(p.is_file() or p.is_symlink() for p in run_dir.rglob("*")):
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def remove_dead_workers_scratch(name):
+    """Removes the scratch folders of non-chief workers of `name` that were killed."""
+    for scratch in Path(tempfile.gettempdir()).glob(f"{name}-worker-*-*"):
+        pid = scratch.name.removeprefix(f"{name}-worker-").split("-")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not locks.is_running(int(pid)):
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
 def new_run_dir(logdir):
     """A fresh run folder logdir/YYYYmmdd-HHMMSS (TensorBoard shows runs side by side)."""
     stamp = time.strftime(RUN_DIR_FORMAT)
@@ -361,7 +380,8 @@ def train(
         return _train_and_export(**run, out=None, logdir=None, dry_run=True)
     if not distribution.is_chief(strategy):
         # A non-chief worker writes only to scratch folders.
-        scratch = Path(tempfile.mkdtemp(prefix=f"{name}-worker-"))
+        remove_dead_workers_scratch(name)
+        scratch = Path(tempfile.mkdtemp(prefix=f"{name}-worker-{os.getpid()}-"))
         try:
             return _train_and_export(**run, out=export.ensure_writable_dir(scratch / "out"),
                                      logdir=scratch / "logs", dry_run=False)
@@ -372,6 +392,7 @@ def train(
     with locks.hold(logdir / RUN_LOCK, what=f"the run {name!r} (logs in {logdir})",
                     hint="wait for it to finish, or use another --name"):
         export.recover(out, name)
+        remove_empty_run_dirs(logdir)
         return _train_and_export(**run, out=out, logdir=logdir, dry_run=False)
 
 

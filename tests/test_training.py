@@ -1,6 +1,7 @@
 """pipeline/training.py, and the seats: a new family or penalty needs no other file."""
 
 import math
+import os
 
 import keras
 import numpy as np
@@ -172,3 +173,27 @@ def test_tensorflow_errors_at_build_are_one_line(tiny_mnist, tmp_path, monkeypat
                                          r"nothing was written$"):
         train.main(["--model", "dense", "--data", str(tiny_mnist), "--out", str(tmp_path / "o"),
                     "--logdir", str(tmp_path / "l")])
+
+
+def test_leftovers_of_killed_runs_are_removed_on_the_next_run(tmp_path, monkeypatch):
+    # A run killed before its first backup left an empty logs/NAME/<time>
+    # folder; a SIGKILLed worker its <tmp>/NAME-worker-PID-* folder.
+    import tempfile
+
+    logs = tmp_path / "logs"
+    for run in ("20260101-000000", "20260101-000001-2"):
+        (logs / run / "train").mkdir(parents=True)
+    (logs / "20260101-000002").mkdir()
+    (logs / "20260101-000002" / "metrics.csv").write_text("epoch\n")
+    (logs / "backup").mkdir()
+    training.remove_empty_run_dirs(logs)
+    assert sorted(p.name for p in logs.iterdir()) == ["20260101-000002", "backup"]
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    dead = 2 ** 22 + 12345  # above the default pid_max: no such process
+    for leftover in (f"m-worker-{dead}-abc", f"m-worker-{os.getppid()}-abc", f"m-2-worker-{dead}-x"):
+        (tmp_path / "tmp" / leftover).mkdir()
+    training.remove_dead_workers_scratch("m")
+    assert sorted(p.name for p in (tmp_path / "tmp").iterdir()) == [
+        f"m-2-worker-{dead}-x", f"m-worker-{os.getppid()}-abc"]
