@@ -84,8 +84,10 @@ def loss_terms(model, x):
 
 
 def loss_is_finite(logs):
-    """Whether the training and validation loss in epoch `logs` are finite (missing: yes)."""
-    return all(np.isfinite(float(logs[key])) for key in LOSS_LOGS if key in (logs or {}))
+    """Whether the training and validation loss in epoch `logs` are finite (missing: yes;
+    None, as `finite_logs` writes a non-finite value: no)."""
+    return all(logs[key] is not None and np.isfinite(float(logs[key]))
+               for key in LOSS_LOGS if key in (logs or {}))
 
 
 def finite_logs(logs):
