@@ -59,12 +59,14 @@ def _epilog(table):
     """The families' defaults and the zoo presets, for --help."""
     lines = ["Defaults by family (any flag overrides them):"]
     for name, settings in table["family_defaults"].items():
-        shown = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in settings.items())
+        shown = " ".join(f"--{k.replace('_', '-')} {flags.as_typed(v)}"
+                         for k, v in settings.items())
         lines.append(f"  {name:<12} {shown}")
     lines.append("Zoo presets (--preset NAME; also the defaults of --model M --reg R for "
                  "NAME = M-R):")
     for name, entry in table["presets"].items():
-        shown = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in entry["options"].items())
+        shown = " ".join(f"--{k.replace('_', '-')} {flags.as_typed(v)}"
+                         for k, v in entry["options"].items())
         lines.append(f"  {name:<12} --model {entry['model']} --reg {entry['reg']} {shown}")
     lines.append("--print-config shows the resolved configuration of a command without training.")
     return "\n".join(lines)
@@ -121,6 +123,11 @@ def parse_args(argv=None):
     run.add_argument("--cpu-replicas", type=int, default=None,
                      help="with --distribute mirrored on a CPU-only machine: logical CPU "
                           "devices to mirror over (default: none)")
+    run.add_argument("--cluster-timeout", type=float, default=table["default_cluster_timeout"],
+                     metavar="SECONDS",
+                     help="with --distribute multi-worker: seconds to wait for every task of "
+                          "TF_CONFIG to start; then exit naming the missing ones "
+                          f"(default: {table['default_cluster_timeout']})")
     return parser.parse_args(argv)
 
 
@@ -193,7 +200,8 @@ def main(argv=None):
             config, data_path=args.data, labels=args.labels, test_data=args.test_data,
             test_labels=args.test_labels, limit=args.limit, name=name, out=args.out,
             logdir=args.logdir, dry_run=args.dry_run, distribute=args.distribute,
-            cpu_replicas=args.cpu_replicas, restart=args.restart, overwrite=args.overwrite,
+            cpu_replicas=args.cpu_replicas, cluster_timeout=args.cluster_timeout,
+            restart=args.restart, overwrite=args.overwrite,
         )
     except (ValueError, OSError, training.TrainingError) as error:
         # DataError, OutputError, BackupError and LockedError are ValueError or OSError.

@@ -127,19 +127,17 @@ def set_normalization(model, scale):
     model.get_layer(DECODER).get_layer(DENORMALIZE_LAYER).scale.assign(scale)
 
 
+def check_non_negative(name, value):
+    """Returns `value` as a float if it is a finite number >= 0, else raises a ValueError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value) or value < 0:
+        raise ValueError(f"Expected `{name}` to be a finite number >= 0. Received: {name}={value!r}")
+    return float(value)
+
+
 def check_noise_stddev(noise_stddev):
     """Returns `noise_stddev` as a float if it is finite and >= 0."""
-    if (
-        isinstance(noise_stddev, bool)
-        or not isinstance(noise_stddev, (int, float))
-        or not math.isfinite(noise_stddev)
-        or noise_stddev < 0
-    ):
-        raise ValueError(
-            "Expected `noise_stddev` to be a finite number >= 0. "
-            f"Received: noise_stddev={noise_stddev!r}"
-        )
-    return float(noise_stddev)
+    return check_non_negative("noise_stddev", noise_stddev)
 
 
 def activation_name(name, activation):

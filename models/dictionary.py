@@ -115,7 +115,7 @@ class SparseDictionary(keras.Model):
         )
         units = encoder.output_shape[-1]
         self.aux_k = _check_count("aux_k", aux_k, high=units)
-        self.aux_coefficient = float(aux_coefficient)
+        self.aux_coefficient = _assembly.check_non_negative("aux_coefficient", aux_coefficient)
         self.dead_after_examples = _check_count("dead_after_examples", dead_after_examples)
         if not isinstance(tied_weights, bool):
             raise ValueError(f"Expected `tied_weights` to be a bool. Received: "

@@ -26,6 +26,7 @@ import numpy as np
 
 from pipeline import faults
 from pipeline import locks
+from pipeline import objective
 
 BACKUP_WEIGHTS_PATTERN = "backup-epoch-{epoch}.weights.h5"
 BACKUP_METADATA = "backup.json"
@@ -208,7 +209,7 @@ class RunBackup:
 class BackupCallback(keras.callbacks.Callback):
     """Backs the model up at the end of every epoch whose logs are finite.
 
-    An epoch that TerminateOnNaN stopped is not backed up, so the last backup
+    An epoch that TerminateOnNaN stopped, or whose loss is not finite, is not backed up, so the last backup
     stays a good one. `extra` is recorded in backup.json (the fingerprint).
     """
 
@@ -217,9 +218,6 @@ class BackupCallback(keras.callbacks.Callback):
         self.backup, self.extra = backup, extra
 
     def on_epoch_end(self, epoch, logs=None):
-        values = [v for v in (logs or {}).values() if isinstance(v, (int, float, np.floating))]
-        if self.model.stop_training or not np.all(np.isfinite(values)):
+        if self.model.stop_training or not objective.loss_is_finite(logs):
             return
-        final = {k: float(v) for k, v in (logs or {}).items()
-                 if isinstance(v, (int, float, np.floating))}
-        self.backup.save(self.model, epoch + 1, **self.extra, logs=final)
+        self.backup.save(self.model, epoch + 1, **self.extra, logs=objective.finite_logs(logs))

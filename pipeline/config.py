@@ -32,6 +32,7 @@ _NOT_OPTIONS = {"input_shape", "activity_regularizer", "name", "self", "kwargs"}
 REVIVE_UNTIL = 0.5
 # The largest finite float32 (numpy.finfo("float32").max).
 FLOAT32_MAX = 3.4028234663852886e38
+MAX_SEED = 2**32 - 1  # numpy.random.default_rng and Keras' seeds take [0, 2**32)
 
 
 def _field(default, help):
@@ -78,6 +79,10 @@ class TrainConfig:
                 raise ValueError(
                     f"Expected `{name}` to be a positive integer. Received: {name}={value!r}"
                 )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) \
+                or not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"Expected `seed` to be an integer in [0, {MAX_SEED}] (NumPy's "
+                             f"range). Received: seed={self.seed!r}")
         for name in ("learning_rate", "active_threshold"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):

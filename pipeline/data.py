@@ -34,6 +34,8 @@ REQUIRED_KEYS = ("x_train", "x_test")
 IMAGE_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
 PIXEL_MAX = 255.0
+# The validation metrics (explained variance) need two images that differ.
+MIN_VALIDATION_IMAGES = 2
 KERAS_DOWNLOAD = "keras.datasets.mnist"
 HASH_CHUNK_BYTES = 1 << 20
 ZIP_MAGIC = b"PK\x03\x04"  # a .npz is a zip archive
@@ -576,6 +578,20 @@ def load_mnist(path=None, *, limit=None, scaled=True):
 
 
 # === Splits and pipelines ===
+
+
+def minimum_images(fraction, validation=None):
+    """The fewest images whose split by `fraction` validates on `validation` (default
+    MIN_VALIDATION_IMAGES) images and trains on at least one."""
+    validation = validation or MIN_VALIDATION_IMAGES
+    # Near the bounds round(fraction * N) >= validation and N - round(fraction * N) >= 1,
+    # then up to the first N for which both hold.
+    count = max(validation, math.ceil((validation - 0.5) / fraction) - 1,
+                math.ceil(0.5 / (1 - fraction)) - 1)
+    while max(1, round(fraction * count)) < validation or round(fraction * count) >= count:
+        count += 1
+    return count
+
 
 def split_validation(x, y, fraction, seed):
     """Splits (x, y) into seeded, disjoint train and validation parts.

@@ -11,7 +11,10 @@ The global batch is what `--batch-size` says; each replica sees its share.
 
 import dataclasses
 import json
+import math
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import keras
@@ -23,6 +26,8 @@ from pipeline import objective
 
 STRATEGIES = ("none", "mirrored", "multi-worker")
 TF_CONFIG_VAR = "TF_CONFIG"
+DEFAULT_CLUSTER_TIMEOUT = 300  # seconds for every task of the cluster to start
+PROBE_SECONDS = 2  # to tell a task that never started (no listener) from a slow one
 
 
 def split_cpu(replicas):
@@ -49,8 +54,12 @@ def split_cpu(replicas):
     return [device.name for device in tf.config.list_logical_devices("CPU")]
 
 
-def make_strategy(kind="none", *, cpu_replicas=None):
-    """The `tf.distribute.Strategy` named `kind` (see the module docstring)."""
+def make_strategy(kind="none", *, cpu_replicas=None, cluster_timeout=DEFAULT_CLUSTER_TIMEOUT):
+    """The `tf.distribute.Strategy` named `kind` (see the module docstring).
+
+    A multi-worker strategy waits at most `cluster_timeout` seconds for every
+    task of TF_CONFIG to start (`_form_cluster`).
+    """
     if kind not in STRATEGIES:
         raise ValueError(
             f"Expected `distribute` to be one of {list(STRATEGIES)}. Received: distribute={kind!r}"
@@ -60,18 +69,88 @@ def make_strategy(kind="none", *, cpu_replicas=None):
             "Expected `cpu_replicas` only with distribute='mirrored'. "
             f"Received: cpu_replicas={cpu_replicas} with distribute={kind!r}"
         )
+    if isinstance(cluster_timeout, bool) or not isinstance(cluster_timeout, (int, float)) \
+            or not math.isfinite(cluster_timeout) or cluster_timeout <= 0:
+        raise ValueError(f"Expected `cluster_timeout` to be a finite number of seconds > 0. "
+                         f"Received: cluster_timeout={cluster_timeout!r}")
     if kind == "none":
         return tf.distribute.get_strategy()
     if kind == "mirrored":
         if cpu_replicas is not None:
             return tf.distribute.MirroredStrategy(split_cpu(cpu_replicas))
         return tf.distribute.MirroredStrategy()
-    if not os.environ.get(TF_CONFIG_VAR):
+    return _form_cluster(cluster_tasks(), cluster_timeout)
+
+
+def cluster_tasks():
+    """{"worker-1": "host:port", ...}: every task of TF_CONFIG but this process's.
+
+    Raises:
+        ValueError: TF_CONFIG is unset or not {"cluster": {job: [addresses]},
+            "task": {"type": job, "index": i}} (one line).
+    """
+    text = os.environ.get(TF_CONFIG_VAR)
+    try:
+        spec = json.loads(text or "null")
+        cluster, task = spec["cluster"], spec["task"]
+        tasks = {f"{job}-{i}": address for job, addresses in cluster.items()
+                 for i, address in enumerate(addresses)}
+        own = f"{task['type']}-{task['index']}"
+        if own not in tasks or not all(isinstance(a, list) for a in cluster.values()) \
+                or not all(isinstance(a, str) for a in tasks.values()):
+            raise ValueError(own)
+    except (ValueError, RecursionError, TypeError, KeyError, AttributeError):
         raise ValueError(
-            f"Expected the {TF_CONFIG_VAR} environment variable to describe the cluster "
-            f"for distribute='multi-worker'. Received: {TF_CONFIG_VAR} unset"
-        )
-    return tf.distribute.MultiWorkerMirroredStrategy()
+            f"Expected the {TF_CONFIG_VAR} environment variable to describe the cluster for "
+            f"distribute='multi-worker', as {{\"cluster\": {{\"worker\": [\"host:port\", ...]}}, "
+            f"\"task\": {{\"type\": \"worker\", \"index\": 0}}}}. Received: "
+            + (f"{TF_CONFIG_VAR}={text!r:.200}" if text else f"{TF_CONFIG_VAR} unset")
+        ) from None
+    return {name: address for name, address in tasks.items() if name != own}
+
+
+# The watchdog of `_form_cluster`, in its own small process: while TensorFlow
+# waits for the cluster it holds the GIL (no Python thread runs) and catches
+# SIGTERM (its preemption notifier), so only a SIGKILL from outside ends it.
+# argv: parent pid, timeout, message with {missing}, then "name=host:port" tasks.
+_WATCHDOG = """
+import os, select, signal, socket, sys
+parent, timeout, message, tasks = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4:]
+if select.select([sys.stdin], [], [], timeout)[0]:
+    sys.exit()  # the cluster formed (or the parent ended): stdin closed
+missing = []
+for task in tasks:
+    name, _, address = task.partition("=")
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=%(probe)s).close()
+    except (OSError, ValueError):
+        missing.append(f"{name} ({address})")
+print(message.format(missing=", ".join(missing) or "none refuses a connection: see their logs"),
+      file=sys.stderr, flush=True)
+os.kill(parent, signal.SIGKILL)
+""" % {"probe": PROBE_SECONDS}
+
+
+def _form_cluster(others, timeout):
+    """MultiWorkerMirroredStrategy(), once every task has joined.
+
+    After `timeout` seconds without them, a watchdog process prints one line
+    naming the tasks (`others`, {name: address}) that refuse a connection,
+    then kills this process (nothing has been written yet).
+    """
+    message = (f"{Path(sys.argv[0]).name}: error: Expected every task of {TF_CONFIG_VAR} to "
+               f"join the cluster within cluster_timeout={timeout:g} seconds. Received: no "
+               f"answer from {{missing}}; nothing was written")
+    watchdog = subprocess.Popen(
+        [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(timeout), message,
+         *(f"{name}={address}" for name, address in others.items())],
+        stdin=subprocess.PIPE)
+    try:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    finally:
+        watchdog.stdin.close()
+        watchdog.wait()
 
 
 def adapt_config(config, strategy):
@@ -244,7 +323,7 @@ class MultiWorkerTrainer:
             callback_list.on_epoch_end(epoch, logs)
             print(f"epoch {epoch + 1}/{epochs} " + " ".join(f"{k}={v:.4f}" for k, v in logs.items()),
                   flush=True)
-            if self.model.stop_training or not all(np.isfinite(list(logs.values()))):
+            if self.model.stop_training or not objective.loss_is_finite(logs):
                 break  # not backed up: the last backup stays a good one
             self._backup(epoch + 1, logs)
         callback_list.on_train_end()

@@ -236,7 +236,8 @@ def evaluate(model_path, *, data_path=None, labels=None, test_data=None, test_la
     name = path.name.removesuffix(".keras")
     export.recover(path.parent, name)  # finishes an interrupted export swap, if any
     out = export.ensure_writable_dir(out or path.parent)
-    model = export.load_model(path)  # safe mode, every custom class registered
+    # Safe mode, every custom class registered; the hash is of the bytes loaded.
+    model, model_sha256 = export.load_model_and_sha256(path)
     mnist = data.load_data(data_path, labels=labels, test_data=test_data,
                            test_labels=test_labels, limit=limit)
     if mnist.x_test is None:
@@ -249,7 +250,7 @@ def evaluate(model_path, *, data_path=None, labels=None, test_data=None, test_la
     report, codes, x_hat = compute_metrics(model, mnist, threshold=threshold, probe=probe)
     seconds = time.perf_counter() - start
     _check_finite(report, path)
-    report.update(model=os.path.relpath(path, out), model_sha256=data.file_sha256(path),
+    report.update(model=os.path.relpath(path, out), model_sha256=model_sha256,
                   data_source=Path(mnist.source).name if mnist.sha256 else mnist.source,
                   data_sha256=mnist.sha256,
                   **{f"{key}_file": value for key, value in mnist.files.items() if value})

@@ -12,6 +12,8 @@ written beside their final path under a temporary name and renamed over it
 id; `recover` removes those whose writer has died.
 """
 
+import hashlib
+import io
 import json
 import os
 import re
@@ -40,11 +42,19 @@ IMAGE_RANGE_MESSAGE = (
 FINITE_MESSAGE = "Expected finite float32 inputs. Received: NaN or inf values"
 # Models whose examples have this many axes, (H, W, C), take images.
 IMAGE_RANK = 3
+UINT8_MESSAGE = (
+    "Expected uint8 images (0..255). Received: {dtype} images; for float32 images in "
+    "[0, 1] call serve / encode"
+)
+# NumPy's usual dtypes, which a uint8 endpoint refuses rather than casts.
+REFUSED_UINT8_DTYPES = (tf.float32, tf.float64, tf.int32, tf.int64)
 # Export names: plain file names that are also valid Keras model names.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 MAX_NAME_LENGTH = 100  # leaves room for suffixes and temporary names in 255 bytes
 SWAP_JOURNAL = ".{name}.swap.json"
 EVAL_SUFFIX = ".eval.json"
+# What a SavedModel folder written by `export_saved_model` holds, and nothing else.
+SAVED_MODEL_ENTRIES = {"saved_model.pb", "fingerprint.pb", "variables", "assets"}
 
 
 class OutputError(OSError):
@@ -91,7 +101,8 @@ def _is_previous_export(path):
         return path.is_file() and not path.is_symlink() and zipfile.is_zipfile(path)
     if path.name.endswith(".json"):
         return path.is_file() and not path.is_symlink()
-    return path.is_dir() and not path.is_symlink() and (path / "saved_model.pb").is_file()
+    return (path.is_dir() and not path.is_symlink() and (path / "saved_model.pb").is_file()
+            and {entry.name for entry in path.iterdir()} <= SAVED_MODEL_ENTRIES)
 
 
 def _overlaps(a, b):
@@ -205,17 +216,30 @@ def _finite(x):
         return tf.identity(x)
 
 
-def _endpoint_functions(network, images=True):
+def _endpoint_functions(network, shape, images=True):
     """(float32 inputs -> output, uint8 images -> output) of `network`; the
-    float inputs must be images in [0, 1] if `images`, else finite."""
+    float inputs must be images in [0, 1] if `images`, else finite.
+
+    A uint8 endpoint with one uint8 signature would let TensorFlow cast NumPy
+    arrays of other dtypes to uint8 silently (floats in [0, 1] to 0, int 300
+    to 44): it also has a trace for each of REFUSED_UINT8_DTYPES that refuses.
+    """
     check = _in_unit_range if images else _finite
 
     def from_floats(x):
         return network(check(x), training=False)
 
+    @tf.function(autograph=False)
     def from_uint8(x):
+        if x.dtype != tf.uint8:
+            message = UINT8_MESSAGE.format(dtype=x.dtype.name)
+            with tf.control_dependencies([tf.debugging.Assert(False, [message])]):
+                x = tf.zeros_like(x)
         return network(tf.cast(x, tf.float32) / PIXEL_MAX, training=False)
 
+    if images:
+        for dtype in (tf.uint8, *REFUSED_UINT8_DTYPES):  # uint8 first: the signature's
+            from_uint8.get_concrete_function(tf.TensorSpec(shape, dtype, name="images"))
     return from_floats, from_uint8
 
 
@@ -227,26 +251,25 @@ def export_saved_model(model, path):
     code, from float32 examples of the model's input shape (any batch). A
     model of images (H, W, C) takes them in [0, 1] and has two more
     endpoints, `serve_uint8` and `encode_uint8`, for uint8 images (0..255,
-    scaled by 1/255); a model of vectors (D,) takes any finite values (its
-    own normalisation, if any, is inside it). Other values are refused
-    (InvalidArgumentError). Loadable with `tf.saved_model.load` without any
-    project code.
+    scaled by 1/255; other dtypes are refused, not cast); a model of vectors
+    (D,) takes any finite values (its own normalisation, if any, is inside
+    it). Other values are refused (InvalidArgumentError). Loadable with
+    `tf.saved_model.load` without any project code.
     """
     path = Path(path)
     model = inference_model(model)
     encoder = model.get_layer(models.ENCODER)
     example_shape = tuple(encoder.input_shape[1:])
     images = len(example_shape) == IMAGE_RANK
-    name = "images" if images else "inputs"
-    floats = [tf.TensorSpec((None, *example_shape), tf.float32, name=name)]
-    raw = [tf.TensorSpec((None, *example_shape), tf.uint8, name=name)]
+    shape = (None, *example_shape)
+    floats = [tf.TensorSpec(shape, tf.float32, name="images" if images else "inputs")]
     archive = keras.export.ExportArchive()
     archive.track(model)
     for endpoint, network in ((RECONSTRUCT_ENDPOINT, model), (ENCODE_ENDPOINT, encoder)):
-        floats_fn, raw_fn = _endpoint_functions(network, images)
+        floats_fn, raw_fn = _endpoint_functions(network, shape, images)
         archive.add_endpoint(endpoint, floats_fn, input_signature=floats)
         if images:
-            archive.add_endpoint(endpoint + UINT8_SUFFIX, raw_fn, input_signature=raw)
+            archive.add_endpoint(endpoint + UINT8_SUFFIX, raw_fn)
     tmp, old = _temporary_sibling(path), _temporary_sibling(path, ".old")
     for stale in (tmp, old):
         shutil.rmtree(stale, ignore_errors=True)
@@ -284,9 +307,48 @@ def _remove(path):
         path.unlink()
 
 
-def _finish_swap(out, name, journal):
+def _staging_name(name, pid):
+    return f".{name}.tmp-{pid}"
+
+
+def _read_journal(out, name):
+    """(staging, old) folders of the swap journal of `name` in `out`, after checking them.
+
+    A journal names only this tool's own temporaries, `.NAME.tmp-PID` and
+    `.NAME.tmp-PID.old` in `out` (plain names, no separators, no `..`, no
+    symlinks): a journal that came with a downloaded folder must not make a
+    reader move or delete anything else.
+
+    Raises:
+        OutputError: anything else in the journal (one line; nothing touched).
+    """
+    path = out / SWAP_JOURNAL.format(name=name)
+    try:
+        journal = json.loads(path.read_text())
+    except (ValueError, RecursionError, OSError) as error:
+        journal = f"unreadable ({type(error).__name__})"
+    staging = journal.get("staging") if isinstance(journal, dict) else None
+    match = re.fullmatch(rf"\.{re.escape(name)}\.tmp-(\d{{1,10}})", staging) \
+        if isinstance(staging, str) else None
+    expected = {"staging": staging, "old": f"{staging}.old"} if match else None
+    folders = (out / staging, out / f"{staging}.old") if match else ()
+    if journal != expected:
+        received = f"{journal!r:.200}"
+    elif any(f.is_symlink() or (f.exists() and not f.is_dir()) for f in folders):
+        received = f"{journal!r}, with a symlink or a file at one of those names"
+    else:
+        return folders
+    raise OutputError(
+        f"Expected {path} to be this tool's swap journal, naming only its own folders "
+        f"{_staging_name(name, 'PID')} and {_staging_name(name, 'PID')}.old in {out}. "
+        f"Received: {received}; nothing was changed (delete the journal if you did not "
+        f"expect it)"
+    )
+
+
+def _finish_swap(out, name):
     """Moves each staged artefact into place (the old one aside first); idempotent."""
-    staging, old = out / journal["staging"], out / journal["old"]
+    staging, old = _read_journal(out, name)
     old.mkdir(exist_ok=True)
     for artefact in artefacts(name):
         new, current = staging / artefact, out / artefact
@@ -305,7 +367,7 @@ def _finish_swap(out, name, journal):
 def write_export_set(model, summary, out, name):
     """Writes NAME.keras, NAME/ and NAME.json to `out` as one set; returns their paths."""
     out = Path(out)
-    staging = out / f".{name}.tmp-{os.getpid()}"
+    staging = out / _staging_name(name, os.getpid())
     journal_path = out / SWAP_JOURNAL.format(name=name)
     try:
         _remove(staging)
@@ -317,7 +379,7 @@ def write_export_set(model, summary, out, name):
         with export_lock(out, name):
             journal = {"staging": staging.name, "old": f"{staging.name}.old"}
             write_json(journal, journal_path)
-            _finish_swap(out, name, journal)
+            _finish_swap(out, name)
     finally:
         if not journal_path.exists():  # a started swap is finished by `recover`, never undone
             shutil.rmtree(staging, ignore_errors=True)
@@ -345,7 +407,7 @@ def recover(out, name):
     notes = []
     with export_lock(out, name):
         if journal_path.exists():
-            _finish_swap(out, name, json.loads(journal_path.read_text()))
+            _finish_swap(out, name)
             notes.append(f"finished the interrupted replacement of the export {name!r} in {out}")
         for stale in _stale_temporaries(out, name):
             _remove(stale)
@@ -366,23 +428,39 @@ def load_model(path):
         ValueError: the file is not a .keras archive, or names classes,
             modules or penalties this project does not have (one line).
     """
+    return load_model_and_sha256(path)[0]
+
+
+def load_model_and_sha256(path):
+    """(model, hex sha256 of the bytes it was loaded from), as `load_model`.
+
+    The file is read once; the hash and the model come from those bytes (a
+    private copy is what Keras loads), so an export swapped in meanwhile can
+    never pair one model's hash with another's weights.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
             f"Expected `model` to be an existing .keras file. Received: model='{path}' "
             f"({'a folder' if path.is_dir() else 'no such file'})")
-    if not zipfile.is_zipfile(path):
+    content = path.read_bytes()
+    if not zipfile.is_zipfile(io.BytesIO(content)):
         raise ValueError(
             f"Expected `model` to be a .keras archive (a zip file). Received: model='{path}' "
-            f"({path.stat().st_size} bytes that are not a zip archive: truncated or not a model)")
-    try:
-        return keras.models.load_model(path)  # safe mode (the default)
-    except (TypeError, ValueError, KeyError, OSError, zipfile.BadZipFile) as error:
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-        raise ValueError(
-            f"Expected `model` to be a .keras file of this project's models. "
-            f"Received: model='{path}', which Keras cannot rebuild ({reason})"
-        ) from None
+            f"({len(content)} bytes that are not a zip archive: truncated or not a model)")
+    with tempfile.TemporaryDirectory() as folder:
+        copy = Path(folder) / "model.keras"
+        copy.write_bytes(content)
+        try:
+            model = keras.models.load_model(copy)  # safe mode (the default)
+        except (TypeError, ValueError, KeyError, OSError, zipfile.BadZipFile,
+                RecursionError) as error:  # a config.json nested 100k levels deep
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+            raise ValueError(
+                f"Expected `model` to be a .keras file of this project's models. "
+                f"Received: model='{path}', which Keras cannot rebuild ({reason})"
+            ) from None
+    return model, hashlib.sha256(content).hexdigest()
 
 
 # === Command line: a SavedModel from a .keras file ===
@@ -401,7 +479,14 @@ def main(argv=None):
     written = []
     try:
         for path in map(Path, args.model):
-            written.append(export_saved_model(load_model(path), path.with_suffix("")))
+            model, target = load_model(path), path.with_suffix("")
+            with export_lock(target.parent, target.name):  # as a train.py export swap
+                if not _is_previous_export(target):  # a user's folder or file: keep it
+                    raise OutputError(
+                        f"Expected {target} to be absent or a SavedModel folder this tool "
+                        f"wrote (only {', '.join(sorted(SAVED_MODEL_ENTRIES))}). Received: "
+                        f"something else there; nothing was changed (move it away first)")
+                written.append(export_saved_model(model, target))
             print(f"exported {written[-1]}")
     except (ValueError, OSError) as error:
         sys.exit(f"pipeline.export: error: {error}")

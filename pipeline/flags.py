@@ -17,6 +17,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE_PATH = Path(__file__).with_name("flags.json")
+# What `build` returns: a flags.json with other keys is not used.
+TABLE_KEYS = frozenset({
+    "sources_sha256", "models", "family_summaries", "regs", "default_model", "default_reg",
+    "presets", "family_defaults", "options", "strategies", "default_cluster_timeout",
+    "data_env_var", "default_out", "default_log_root", "default_models_dir", "active_threshold",
+})
 # The modules `build()` reads: the registries and the pipeline modules whose
 # names and defaults reach the table.
 SOURCES = ("models/*.py", "regularizers/*.py",
@@ -59,7 +65,8 @@ def sources_sha256():
     return digest.hexdigest()
 
 
-def _shown(value):
+def as_typed(value):
+    """A flag value as typed on the command line: (16, 32) and [16, 32] as 16,32."""
     return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
 
 
@@ -68,16 +75,16 @@ def _default_text(option, families):
     shown = []
     for owner, default in option.defaults.items():
         if owner[0] == "training":
-            values = {_shown(default): []}
+            values = {as_typed(default): []}
             for family, settings in families.items():
                 if option.name in settings and settings[option.name] != default:
-                    values.setdefault(_shown(settings[option.name]), []).append(family)
+                    values.setdefault(as_typed(settings[option.name]), []).append(family)
             shown += [value if not who else f"{'/'.join(who)} {value}"
                       for value, who in values.items()]
             continue
         if owner[0] == "model":
             default = families[owner[1]].get(option.name, default)
-        shown.append(f"{owner[-1]} {_shown(default)}")
+        shown.append(f"{owner[-1]} {as_typed(default)}")
     return "; ".join(dict.fromkeys(shown))
 
 
@@ -117,6 +124,7 @@ def build():
         "family_defaults": json.loads(json.dumps(families)),
         "options": options,
         "strategies": list(distribution.STRATEGIES),
+        "default_cluster_timeout": distribution.DEFAULT_CLUSTER_TIMEOUT,
         "data_env_var": data.DATA_ENV_VAR,
         "default_out": training.DEFAULT_OUT,
         "default_log_root": training.DEFAULT_LOG_ROOT,
@@ -130,9 +138,10 @@ def table():
     """The flag table: flags.json when it matches the sources, else `build()`."""
     try:
         cached = json.loads(TABLE_PATH.read_text())
-        if cached.get("sources_sha256") == sources_sha256():
+        if isinstance(cached, dict) and cached.get("sources_sha256") == sources_sha256() \
+                and set(cached) == TABLE_KEYS:
             return cached
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         pass
     return build()
 

@@ -20,6 +20,9 @@ from pipeline import optimizers
 RECONSTRUCTION = "reconstruction_loss"
 PENALTY = "sparsity_penalty"
 AUXK = "auxk_loss"
+# The epoch logs that are the loss; the others are diagnostics (val_fvu is inf
+# on a validation sample without variance) and never stop or discard a run.
+LOSS_LOGS = ("loss", "val_loss")
 
 
 def reconstruction_metrics(unit_interval=True):
@@ -118,3 +121,17 @@ def _leaf_layers(model):
         inner = getattr(layer, "code_activation_layer", None)
         if inner is not None:
             yield inner
+
+
+def loss_is_finite(logs):
+    """Whether the training and validation loss in epoch `logs` are finite (missing: yes;
+    None, as `finite_logs` writes a non-finite value: no)."""
+    return all(logs[key] is not None and np.isfinite(float(logs[key]))
+               for key in LOSS_LOGS if key in (logs or {}))
+
+
+def finite_logs(logs):
+    """Epoch `logs` as floats, a non-finite diagnostic as None (strict JSON has no inf)."""
+    return {key: float(value) if np.isfinite(float(value)) else None
+            for key, value in (logs or {}).items()
+            if isinstance(value, (int, float, np.floating))}

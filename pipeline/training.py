@@ -5,8 +5,9 @@ train.py is a thin command line over `train`; the benchmarks and tests use
 """
 
 import dataclasses
-import math
+import os
 import platform
+import re
 import resource
 import shutil
 import sys
@@ -40,6 +41,13 @@ VERSIONED_PACKAGES = ("tensorflow", "keras", "numpy", "tensorboard")
 DATA_INIT_IMAGES = 10_000
 # Training images that calibrate thresholds after training (BatchTopK).
 CALIBRATION_IMAGES = 4_000
+# Codes wider than this are measured (`estimate_parameters`, from builds at
+# PROBE_CODE_SIZE and twice it) before the model is built, and refused when
+# their training state cannot fit in memory: float32 weights, gradients and
+# Adam's two moments.
+MEMORY_CHECK_CODE_SIZE = 16_384
+PROBE_CODE_SIZE = 256
+TRAINING_BYTES_PER_PARAMETER = 4 * 4
 
 
 class TrainingError(RuntimeError):
@@ -75,6 +83,58 @@ def build_model(config, input_shape=data.IMAGE_SHAPE, name=None, policy=None, un
         model, learning_rate=config.learning_rate, jit_compile=config.jit_compile,
         steps_per_execution=config.steps_per_execution, unit_interval=unit_interval,
     )
+
+
+def estimate_parameters(config, input_shape=data.IMAGE_SHAPE):
+    """The parameter count of `config`'s model, from two builds at small code sizes.
+
+    Every family's count is affine in the code size c, p(c) = p(c1) + (c - c1) *
+    (p(c2) - p(c1)) / (c2 - c1), so a code too wide to build is measured
+    without building it. None when no small code size builds (its other
+    arguments need a wide code: the full build says why).
+    """
+    code_size, counts = config.architecture["code_size"], {}
+    size = PROBE_CODE_SIZE
+    while len(counts) < 2 and size < code_size:
+        architecture = {**config.architecture, "code_size": size}
+        try:
+            probe = dataclasses.replace(config, architecture=architecture)
+            counts[size] = build_model(probe, input_shape, policy=precision.FLOAT32).count_params()
+        except ValueError:
+            counts.clear()  # two consecutive sizes that build
+        size *= 2
+    if len(counts) < 2:
+        return None
+    (c1, p1), (c2, p2) = counts.items()
+    return p1 + (code_size - c1) * (p2 - p1) // (c2 - c1)
+
+
+def _check_memory(config, input_shape):
+    """Refuses, before building, a model whose training state exceeds the machine's memory."""
+    if config.architecture.get("code_size", 0) <= MEMORY_CHECK_CODE_SIZE:
+        return
+    parameters = estimate_parameters(config, input_shape)
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if parameters is not None and parameters * TRAINING_BYTES_PER_PARAMETER > total:
+        raise ValueError(
+            f"Expected `code_size` small enough to train in this machine's memory. Received: "
+            f"code_size={config.architecture['code_size']} (about {parameters:,} parameters: "
+            f"{parameters * TRAINING_BYTES_PER_PARAMETER / 2**30:,.1f} GiB for the weights, "
+            f"gradients and Adam moments, against {total / 2**30:.1f} GiB of memory)")
+
+
+def _build_reporting_tf_errors(config, dataset, name, policy):
+    """`build_model` for `dataset`'s examples, with TensorFlow's errors (out of memory,
+    say) as one-line TrainingErrors."""
+    try:
+        return build_model(config, dataset.example_shape, name=name, policy=policy,
+                           unit_interval=dataset.unit_interval)
+    except (tf.errors.OpError, MemoryError) as error:
+        reason = getattr(error, "message", None) or str(error) or type(error).__name__
+        raise TrainingError(
+            f"TensorFlow failed to build the model ({type(error).__name__}: "
+            f"{reason.strip().splitlines()[0][:200]}); nothing was written"
+        ) from None
 
 
 def float32_copy(model, config):
@@ -119,7 +179,9 @@ def package_versions():
 
 
 def _final_metrics(history):
-    return {key: float(values[-1]) for key, values in history.history.items() if values}
+    """The last epoch's logs; a non-finite diagnostic (not the loss) becomes None."""
+    return objective.finite_logs({key: values[-1] for key, values in history.history.items()
+                                  if values})
 
 
 def run_fingerprint(config, dataset, limit, distribute):
@@ -163,6 +225,24 @@ def adapt_to_data(config, dataset):
                      f"{dataset.stats.high:.4g}]): output_activation='linear' and the mean "
                      f"squared error, not a sigmoid and binary cross-entropy")
     return config, notes
+
+
+def remove_empty_run_dirs(logdir):
+    """Removes the run folders of `logdir` that hold no file (runs killed before
+    writing anything); under the run lock, so none of them is in use."""
+    pattern = re.compile(r"\d{8}-\d{6}(-\d+)?")
+    for run_dir in Path(logdir).iterdir():
+        if pattern.fullmatch(run_dir.name) and run_dir.is_dir() and not run_dir.is_symlink() \
+                and not any(p.is_file() or p.is_symlink() for p in run_dir.rglob("*")):
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def remove_dead_workers_scratch(name):
+    """Removes the scratch folders of non-chief workers of `name` that were killed."""
+    for scratch in Path(tempfile.gettempdir()).glob(f"{name}-worker-*-*"):
+        pid = scratch.name.removeprefix(f"{name}-worker-").split("-")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not locks.is_running(int(pid)):
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def new_run_dir(logdir):
@@ -253,9 +333,15 @@ def _fit_reporting_tf_errors(model, config, strategy, datasets, sample, run_dir,
         ) from None
 
 
-def _check_limit(limit):
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 2):
-        raise ValueError(f"Expected `limit` to be an integer >= 2. Received: limit={limit!r}")
+def _check_limit(limit, validation_fraction):
+    """Refuses a `limit` that leaves fewer than data.MIN_VALIDATION_IMAGES to validate on."""
+    least = data.minimum_images(validation_fraction)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                              or limit < least):
+        raise ValueError(
+            f"Expected `limit` to be an integer >= {least} (validation_fraction="
+            f"{validation_fraction:.4g} must hold out at least {data.MIN_VALIDATION_IMAGES} "
+            f"images for the validation metrics). Received: limit={limit!r}")
 
 
 def train(
@@ -273,6 +359,7 @@ def train(
     callbacks=(),
     distribute="none",
     cpu_replicas=None,
+    cluster_timeout=distribution.DEFAULT_CLUSTER_TIMEOUT,
     restart=False,
     overwrite=False,
 ):
@@ -300,6 +387,9 @@ def train(
         distribute: "none", "mirrored" or "multi-worker" (pipeline.distribution).
         cpu_replicas: with "mirrored" on a CPU-only machine, the number of
             logical CPU devices to mirror over.
+        cluster_timeout: with "multi-worker", the seconds to wait for every
+            task of TF_CONFIG to start; past them one line names the missing
+            tasks and the process is killed, nothing written.
         restart: discard the run's backup and train afresh.
         overwrite: replace an evaluated export (one whose NAME.eval.json
             records its sha256, such as a shipped zoo model).
@@ -312,11 +402,12 @@ def train(
     """
     name = export.check_name(name or config.default_name)
     logdir = Path(logdir or Path(DEFAULT_LOG_ROOT) / name)
-    _check_limit(limit)
+    _check_limit(limit, config.validation_fraction)
     if not dry_run:
         export.check_targets(out, name, logdir, overwrite=overwrite)
     # First: logical devices can only be configured before TensorFlow starts.
-    strategy = distribution.make_strategy(distribute, cpu_replicas=cpu_replicas)
+    strategy = distribution.make_strategy(distribute, cpu_replicas=cpu_replicas,
+                                          cluster_timeout=cluster_timeout)
     config, notes = distribution.adapt_config(config, strategy)
     resolved = precision.resolve_config(config)
     config, precision_notes = precision.adapt_config(config, resolved)
@@ -328,10 +419,10 @@ def train(
     config, data_notes = adapt_to_data(config, dataset)
     for note in data_notes:
         print(f"note: {note}", file=sys.stderr)
+    _check_memory(config, dataset.example_shape)
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
-        model = build_model(config, dataset.example_shape, name=name, policy=resolved.policy,
-                            unit_interval=dataset.unit_interval)
+        model = _build_reporting_tf_errors(config, dataset, name, resolved.policy)
     run = dict(model=model, config=config, strategy=strategy, name=name, dataset=dataset,
                limit=limit, distribute=distribute, callbacks=callbacks, restart=restart,
                resolved=resolved)
@@ -339,7 +430,8 @@ def train(
         return _train_and_export(**run, out=None, logdir=None, dry_run=True)
     if not distribution.is_chief(strategy):
         # A non-chief worker writes only to scratch folders.
-        scratch = Path(tempfile.mkdtemp(prefix=f"{name}-worker-"))
+        remove_dead_workers_scratch(name)
+        scratch = Path(tempfile.mkdtemp(prefix=f"{name}-worker-{os.getpid()}-"))
         try:
             return _train_and_export(**run, out=export.ensure_writable_dir(scratch / "out"),
                                      logdir=scratch / "logs", dry_run=False)
@@ -350,6 +442,7 @@ def train(
     with locks.hold(logdir / RUN_LOCK, what=f"the run {name!r} (logs in {logdir})",
                     hint="wait for it to finish, or use another --name"):
         export.recover(out, name)
+        remove_empty_run_dirs(logdir)
         return _train_and_export(**run, out=out, logdir=logdir, dry_run=False)
 
 
@@ -399,7 +492,7 @@ def _train_and_export(*, model, config, strategy, name, dataset, limit, distribu
             model, config, strategy, datasets, sample, run_dir, backup, callbacks,
             {"fingerprint": fingerprint, "run": run_dir.name}, revival)
         final = _final_metrics(history)
-        if not history.epoch or not all(math.isfinite(v) for v in final.values()):
+        if not history.epoch or not objective.loss_is_finite(final):
             raise TrainingError(
                 f"Training stopped with a non-finite loss (final metrics {final}); "
                 f"nothing was exported and the last good backup is kept. "

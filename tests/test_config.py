@@ -104,3 +104,11 @@ def test_a_shortened_preset_scales_its_k_schedule_to_the_epochs_asked_for():
     assert kept.code_activation_args["schedule_examples"] == 1000
     same = configs.resolve_config(entry.model, entry.reg, preset=entry.options)
     assert same.code_activation_args["schedule_examples"] == full
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 1.5])
+def test_a_seed_outside_numpys_range_is_named(seed):
+    # --seed -1 gave NumPy's message, without the flag's name (issue 25, item 9).
+    with pytest.raises(ValueError, match=rf"Expected `seed` to be an integer in \[0, 4294967295\]"
+                                         rf".*Received: seed={seed!r}"):
+        configs.resolve_config("dense", "l1", seed=seed)

@@ -309,3 +309,11 @@ def test_matryoshka_prefix_losses_match_numpy_and_each_is_named():
         x_hat = h[:, :size] @ weights["w_dec"][:size] + weights["b_dec"]
         np.testing.assert_allclose(float(terms[f"prefix_{size}_loss"]),
                                    np.mean((flat - x_hat) ** 2), rtol=1e-5)
+
+
+@pytest.mark.parametrize("value", [-1.0, float("nan"), float("inf"), "0.1", True])
+def test_aux_coefficient_is_a_finite_number_at_least_zero(value):
+    # -1 drove the loss negative and exported; NaN wasted an epoch (issue 25, item 6).
+    with pytest.raises(ValueError, match=rf"Expected `aux_coefficient` to be a finite number "
+                                         rf">= 0. Received: aux_coefficient={value!r}"):
+        build(code_activation=models.TopK(4), aux_k=5, aux_coefficient=value)

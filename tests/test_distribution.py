@@ -315,3 +315,35 @@ def test_dry_run_goes_through_the_multi_worker_loop(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "epoch 1/1" in result.stdout
     assert not (tmp_path / "out").exists() and not (tmp_path / "logs").exists()
+
+
+@pytest.mark.parametrize("tf_config", ["[]", "{}", '{"cluster": {"worker": "a:1"}, "task": {}}',
+                                       '{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}}',
+                                       "[" * 100_000])
+def test_a_bad_tf_config_is_one_line(monkeypatch, tf_config):
+    monkeypatch.setenv(distribution.TF_CONFIG_VAR, tf_config)
+    with pytest.raises(ValueError, match=r"^Expected the TF_CONFIG environment variable .*"
+                                         r"Received: TF_CONFIG="):
+        distribution.make_strategy("multi-worker")
+
+
+def test_a_bad_cluster_timeout_is_named():
+    with pytest.raises(ValueError, match=r"Received: cluster_timeout=0"):
+        distribution.make_strategy("none", cluster_timeout=0)
+
+
+@pytest.mark.slow
+def test_a_chief_whose_worker_never_starts_gives_up_naming_it(tmp_path):
+    # TensorFlow would wait for worker-1 forever, at 0% CPU and without a word.
+    data = write_tiny_mnist(tmp_path / "mnist.npz")
+    chief, missing = free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{chief}", f"127.0.0.1:{missing}"]}
+    env = {"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}})}
+    result = run_python(["train.py", *multi_worker_args(tmp_path, data), "--cluster-timeout", "3"],
+                        env=env, timeout=MULTI_WORKER_TIMEOUT_S)
+    assert result.returncode != 0  # killed by the watchdog
+    errors = [line for line in result.stderr.splitlines() if line.startswith("train.py")]
+    assert errors == [f"train.py: error: Expected every task of TF_CONFIG to join the cluster "
+                      f"within cluster_timeout=3 seconds. Received: no answer from worker-1 "
+                      f"(127.0.0.1:{missing}); nothing was written"], result.stderr[-2000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mnist.npz"]

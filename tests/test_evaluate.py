@@ -191,3 +191,36 @@ def test_bad_models_and_options_are_one_line_and_write_nothing(saved_kl_model, t
     assert info.value.code.startswith("evaluate.py: error: "), info.value.code
     assert message in info.value.code and len(info.value.code.splitlines()) == 1
     assert not (tmp_path / "report").exists() or not any((tmp_path / "report").glob("*.json"))
+
+
+
+
+
+def test_topk_codes_match_the_layer_and_widen_with_k():
+    keras.utils.set_random_seed(0)
+    model = models.build_dictionary_autoencoder((4, 4, 1), 20, code_activation=models.TopK(3))
+    x = np.random.default_rng(0).random((6, 4, 4, 1)).astype("float32")
+    np.testing.assert_allclose(evaluate.topk_codes(model, x, 3),
+                               model.get_layer("encoder").predict(x, verbose=0), atol=1e-5)
+    assert ((evaluate.topk_codes(model, x, 9) > 0).sum(axis=1) <= 9).all()
+    assert evaluate.topk_codes(models.build_dictionary_autoencoder((4, 4, 1), 20), x, 3) is None
+
+
+def test_report_hash_is_of_the_model_it_evaluated(saved_kl_model, tiny_mnist, tmp_path, monkeypatch):
+    # An export swap landing mid-evaluation must not pair the new file's
+    # sha256 with the old model's metrics (issue 25, item 3).
+    import hashlib
+
+    _, path = saved_kl_model
+    evaluated = hashlib.sha256(path.read_bytes()).hexdigest()
+    other = models.build_dense_autoencoder((28, 28, 1), 3, hidden_units=(8,))
+    compute = evaluate.compute_metrics
+
+    def swap_then_compute(model, *args, **kwargs):
+        other.save(path)  # lands after the model was loaded
+        return compute(model, *args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "compute_metrics", swap_then_compute)
+    report = evaluate.evaluate(path, data_path=tiny_mnist, out=tmp_path / "r", probe=False)
+    assert report["model_sha256"] == evaluated
+    assert report["parameters"] != other.count_params()

@@ -1,6 +1,7 @@
 import hashlib
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -138,6 +139,60 @@ def test_stale_temporaries_of_a_name_are_swept_and_others_kept(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(keep + [".m.lock"])
 
 
+def _tree(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize("journal", [
+    lambda victims: {"staging": str(victims / "a"), "old": str(victims / "b")},  # absolute
+    lambda victims: {"staging": "../victims/a", "old": "../victims/b"},           # escapes
+    lambda victims: {"staging": ".m.tmp-1/../../victims/a", "old": ".m.tmp-1.old"},
+    lambda victims: {"staging": ".m.tmp-1", "old": "../victims/b"},             # old escapes
+    lambda victims: {"staging": ".m.tmp-1", "old": ".m.tmp-1.old", "extra": 1},
+    lambda victims: {"staging": ".other.tmp-1", "old": ".other.tmp-1.old"},     # not our name
+    lambda victims: ["../victims/a"],
+    lambda victims: 7,
+    lambda victims: "not json {",
+    lambda victims: {"staging": ".m.tmp-1", "old": ".m.tmp-1.old"},  # but symlinks (below)
+], ids=["absolute", "relative", "dotdot", "old-escapes", "extra-key", "other-name", "list",
+        "int", "garbage", "symlinks"])
+def test_a_hostile_swap_journal_is_refused_and_touches_nothing(tmp_path, journal):
+    # A journal shipped in a downloaded folder must not make a reader delete
+    # or move anything: only this tool's own .m.tmp-PID folders, by name.
+    victims, out = tmp_path / "victims", tmp_path / "out"
+    for folder in ("a", "b", "c"):
+        (victims / folder).mkdir(parents=True)
+        (victims / folder / "m.keras").write_text("precious")
+    out.mkdir()
+    (out / "m.keras").write_text("the user's model")
+    content = journal(victims)
+    (out / ".m.swap.json").write_text(content if isinstance(content, str) else json.dumps(content))
+    if isinstance(content, dict) and content.get("staging") == ".m.tmp-1" and "extra" not in content:
+        (out / ".m.tmp-1").symlink_to(victims / "a")
+        (out / ".m.tmp-1.old").symlink_to(victims / "b")
+    before = _tree(tmp_path)
+    with pytest.raises(export.OutputError, match=r"swap journal.*nothing was changed") as error:
+        export.recover(out, "m")
+    assert "\n" not in str(error.value)
+    assert [p for p in _tree(tmp_path) if p != "out/.m.lock"] == before
+    assert (victims / "a" / "m.keras").read_text() == "precious"
+
+
+def test_evaluate_refuses_a_hostile_journal_in_one_line(tmp_path):
+    import evaluate as evaluate_cli
+
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "data.txt").write_text("precious")
+    out = tmp_path / "download"
+    out.mkdir()
+    tiny_model().save(out / "m.keras")
+    (out / ".m.swap.json").write_text(json.dumps({"staging": str(victim), "old": str(victim)}))
+    with pytest.raises(SystemExit, match=r"^evaluate.py: error: Expected .*swap journal"):
+        evaluate_cli.main([str(out / "m.keras"), "--no-probe"])
+    assert (victim / "data.txt").read_text() == "precious"
+
+
 def test_failed_json_write_leaves_no_temporary(tmp_path):
     with pytest.raises(ValueError):
         export.write_json({"bce": float("nan")}, tmp_path / "r.json")  # strict JSON only
@@ -158,6 +213,28 @@ def test_saved_model_refuses_out_of_range_floats_and_scales_uint8(tmp_path):
         with pytest.raises(tf.errors.InvalidArgumentError, match=r"Expected float32 images in \[0, 1\]"):
             served.serve(bad)
     assert "serving_default" in served.signatures
+
+
+@pytest.mark.parametrize("images", [
+    np.full((1, 4, 4, 1), 0.5, "float32"),  # float images in [0, 1]: all 0 once cast
+    np.full((1, 4, 4, 1), 0.5, "float64"),
+    np.full((1, 4, 4, 1), 300, "int32"),    # 44 once cast
+    np.full((1, 4, 4, 1), 3, "int64"),
+    np.full((1, 4, 4, 1), 3, "int16"),
+    np.full((1, 4, 4, 1), 3, "float16"),
+    tf.fill((1, 4, 4, 1), 300),
+], ids=["float32", "float64", "int32-300", "int64", "int16", "float16", "tf-int32"])
+def test_uint8_endpoints_refuse_other_dtypes(tmp_path, images):
+    export.export_saved_model(tiny_model(), tmp_path / "export")
+    served = tf.saved_model.load(str(tmp_path / "export"))
+    for endpoint in (served.serve_uint8, served.encode_uint8):
+        with pytest.raises((tf.errors.InvalidArgumentError, TypeError, ValueError),
+                           match=r"Expected uint8 images|matching concrete function|Can not cast"):
+            endpoint(images)
+    raw = np.full((1, 4, 4, 1), 3, "uint8")  # still served, from NumPy or a tensor
+    np.testing.assert_allclose(served.serve_uint8(raw), served.serve_uint8(tf.constant(raw)))
+    (spec,) = served.signatures["serve_uint8"].structured_input_signature[1].values()
+    assert spec.dtype == tf.uint8
 
 
 # === One call that registers everything and loads (issue 13, item 10) ===
@@ -197,3 +274,43 @@ def test_command_line_writes_the_saved_model_of_a_keras_file(tmp_path):
     np.testing.assert_allclose(served.encode(x), model.get_layer("encoder")(x), atol=1e-6)
     with pytest.raises(SystemExit, match="pipeline.export: error: Expected `model`"):
         export.main([str(tmp_path / "missing.keras")])
+
+
+@pytest.mark.parametrize("occupant", ["folder", "file", "symlink", "saved-model-and-notes"])
+def test_command_line_replaces_only_a_previous_export(tmp_path, occupant):
+    # `python -m pipeline.export X.keras` writes X/: whatever else is at X stays.
+    export.save_keras(tiny_model(), tmp_path / "X.keras")
+    target = tmp_path / "X"
+    if occupant == "file":
+        target.write_text("a user's report")
+    elif occupant == "symlink":
+        (tmp_path / "elsewhere").mkdir()
+        target.symlink_to(tmp_path / "elsewhere")
+    else:
+        target.mkdir()
+        (target / "notes.txt").write_text("a user's notes")
+        if occupant == "saved-model-and-notes":
+            (target / "saved_model.pb").write_bytes(b"")
+    before = _tree(tmp_path)
+    with pytest.raises(SystemExit, match=r"^pipeline.export: error: Expected .*X to be absent "
+                                         r"or a SavedModel folder this tool wrote"):
+        export.main([str(tmp_path / "X.keras")])
+    assert [p for p in _tree(tmp_path) if p != ".X.lock"] == before
+    if occupant == "folder":  # once it is moved away, a previous export is replaced
+        shutil.rmtree(target)
+        export.main([str(tmp_path / "X.keras")])
+        (written,) = export.main([str(tmp_path / "X.keras")])
+        assert tf.saved_model.load(str(written)).serve is not None
+
+
+def test_a_deeply_nested_config_is_one_line(tmp_path):
+    # A config.json nested 100k levels deep gave a RecursionError traceback.
+    import zipfile
+
+    path = tmp_path / "deep.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", "[" * 100_000 + "]" * 100_000)
+        archive.writestr("metadata.json", json.dumps({"keras_version": "3.15.1"}))
+        archive.writestr("model.weights.h5", b"")
+    with pytest.raises(ValueError, match=r"Expected `model` to be a .keras file of this project"):
+        export.load_model(path)

@@ -1,6 +1,7 @@
 """pipeline/training.py, and the seats: a new family or penalty needs no other file."""
 
 import math
+import os
 
 import keras
 import numpy as np
@@ -107,3 +108,92 @@ def test_each_epoch_uses_one_data_iterator(monkeypatch, tiny_mnist, tmp_path):
     assert train_batches == 6
     # One per epoch, made at the end of the one before, and a spare made at the end.
     assert created.count(train_batches) == config.epochs + 1, created
+
+
+def test_a_limit_too_small_to_validate_on_is_refused_up_front(tiny_mnist, tmp_path):
+    # --limit 5 holds out one validation image: every epoch trained, then
+    # thrown away. Refused before any work, with the least limit that works.
+    from pipeline import data
+
+    assert data.minimum_images(1 / 12) == 18  # round(18 / 12) = 2 images held out
+    args = ["--model", "dense", "--code-size", "4", "--hidden-units", "8", "--limit", "5",
+            "--data", str(tiny_mnist), "--out", str(tmp_path / "out"),
+            "--logdir", str(tmp_path / "logs")]
+    with pytest.raises(SystemExit, match=r"^train.py: error: Expected `limit` to be an integer "
+                                         r">= 18 .*Received: limit=5$"):
+        train.main(args)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny_mnist.npz"]
+
+
+def test_a_non_finite_diagnostic_is_not_a_non_finite_loss(tiny_mnist, tmp_path):
+    # val_fvu of a one-image diagnostic sample is inf (no variance): a
+    # diagnostic, which neither stops nor discards a run whose loss is finite.
+    from pipeline import manifest
+
+    config = manifest.config_of("dense-l1", epochs=1, batch_size=16, hidden_units=(8,),
+                                code_size=4, jit_compile=False, diagnostic_sample_size=1)
+    summary = training.train(config, data_path=tiny_mnist, out=tmp_path / "out",
+                             logdir=tmp_path / "logs")
+    assert summary["final_metrics"]["val_fvu"] is None
+    assert math.isfinite(summary["final_metrics"]["val_loss"])
+    assert (tmp_path / "out" / "dense-l1.keras").is_file()
+
+
+def test_a_code_too_wide_for_memory_is_refused_before_building(tiny_mnist, tmp_path):
+    # --code-size 10000000 allocated tens of GB at build, then a traceback.
+    args = ["--model", "dictionary", "--code-size", "10000000", "--data", str(tiny_mnist),
+            "--out", str(tmp_path / "out"), "--logdir", str(tmp_path / "logs")]
+    with pytest.raises(SystemExit, match=r"^train.py: error: Expected `code_size` small enough "
+                                         r"to train in this machine's memory. Received: "
+                                         r"code_size=10000000 \(about 15,700,001,568 "
+                                         r"parameters"):  # 2 * 784 * N + 2 N + 2 * 784
+        train.main(args)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny_mnist.npz"]
+
+
+@pytest.mark.parametrize("preset,extra", [("dense-l1", {"hidden_units": (8,)}),
+                                          ("conv-l1", {"filters": (4,)}),
+                                          ("dict-topk", {})])
+def test_parameter_estimate_matches_the_built_model(preset, extra):
+    from pipeline import manifest
+
+    config = manifest.config_of(preset, code_size=700, **extra)
+    assert training.estimate_parameters(config) == training.build_model(config).count_params()
+
+
+def test_tensorflow_errors_at_build_are_one_line(tiny_mnist, tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    def out_of_memory(*args, **kwargs):
+        raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor\nmore")
+
+    monkeypatch.setattr(training, "build_model", out_of_memory)
+    with pytest.raises(SystemExit, match=r"^train.py: error: TensorFlow failed to build the model "
+                                         r"\(ResourceExhaustedError: OOM when allocating tensor\); "
+                                         r"nothing was written$"):
+        train.main(["--model", "dense", "--data", str(tiny_mnist), "--out", str(tmp_path / "o"),
+                    "--logdir", str(tmp_path / "l")])
+
+
+def test_leftovers_of_killed_runs_are_removed_on_the_next_run(tmp_path, monkeypatch):
+    # A run killed before its first backup left an empty logs/NAME/<time>
+    # folder; a SIGKILLed worker its <tmp>/NAME-worker-PID-* folder.
+    import tempfile
+
+    logs = tmp_path / "logs"
+    for run in ("20260101-000000", "20260101-000001-2"):
+        (logs / run / "train").mkdir(parents=True)
+    (logs / "20260101-000002").mkdir()
+    (logs / "20260101-000002" / "metrics.csv").write_text("epoch\n")
+    (logs / "backup").mkdir()
+    training.remove_empty_run_dirs(logs)
+    assert sorted(p.name for p in logs.iterdir()) == ["20260101-000002", "backup"]
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    dead = 2 ** 22 + 12345  # above the default pid_max: no such process
+    for leftover in (f"m-worker-{dead}-abc", f"m-worker-{os.getppid()}-abc", f"m-2-worker-{dead}-x"):
+        (tmp_path / "tmp" / leftover).mkdir()
+    training.remove_dead_workers_scratch("m")
+    assert sorted(p.name for p in (tmp_path / "tmp").iterdir()) == [
+        f"m-2-worker-{dead}-x", f"m-worker-{os.getppid()}-abc"]
