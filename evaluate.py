@@ -1,17 +1,20 @@
 """Report how well and how sparsely a saved autoencoder reconstructs MNIST or your data.
 
-    python evaluate.py saved_models/conv-l1.keras --data ../shared/data/mnist.npz
+    python evaluate.py dict-wta --data ../shared/data/mnist.npz
 
     python evaluate.py --browser dict-topk dict-wta
 
-Writes NAME.eval.json and PNG pictures next to the model (or to --out); with
---browser, the feature browser NAME.browser/ instead (open its index.html).
+Writes NAME.eval.json and PNG pictures to reports/NAME/ (or --out DIR) and
+prints how they differ from the report shipped beside the model, if any;
+`--out saved_models` rewrites the shipped one. With --browser, the feature
+browser NAME.browser/ instead, beside the model (open its index.html).
 The work is done by `pipeline.evaluation.evaluate` and `pipeline.browser.write_browser`.
 """
 
 import argparse
 import signal
 import sys
+from pathlib import Path
 
 from pipeline import flags  # the flag table, without TensorFlow
 
@@ -30,7 +33,8 @@ def parse_args(argv=None):
     parser.add_argument("--limit", type=int, default=None,
                         help="use only the first N (>= 2) training and test images")
     parser.add_argument("--out", default=None,
-                        help="folder of the report or the browser (default: the model's)")
+                        help=f"folder of the report (default: {table['default_reports_dir']}/NAME) "
+                             "or of the browser (default: the model's)")
     parser.add_argument("--active-threshold", type=float, default=table["active_threshold"],
                         help="a code unit is active above this (a finite number > 0)")
     parser.add_argument("--no-probe", action="store_true", help="skip the linear probe")
@@ -62,11 +66,13 @@ def main(argv=None):
                 print(f"wrote {path / 'index.html'}")
                 reports.append({"browser": str(path)})
                 continue
+            out = args.out or Path(flags.table()["default_reports_dir"]) / Path(model).stem
             reports.append(evaluation.evaluate(
                 model, data_path=args.data, labels=args.labels, test_data=args.test_data,
-                test_labels=args.test_labels, limit=args.limit, out=args.out,
-                threshold=args.active_threshold, probe=not args.no_probe))
+                test_labels=args.test_labels, limit=args.limit, out=out,
+                threshold=args.active_threshold, probe=not args.no_probe, progress=_progress))
             _print_report(reports[-1])
+            _print_differences(reports[-1], evaluation.resolve_model_path(model))
     except (ValueError, OSError) as error:
         sys.exit(f"evaluate.py: error: {error}")
     except KeyboardInterrupt as interrupt:
@@ -78,10 +84,34 @@ def main(argv=None):
     return reports[0] if len(reports) == 1 else reports
 
 
+def _progress(message):
+    print(f"evaluate.py: {message}", file=sys.stderr, flush=True)
+
+
 def _print_report(report):
     for key, value in report.items():
         if not isinstance(value, dict):
             print(f"{key:>24}: {value:.6g}" if isinstance(value, float) else f"{key:>24}: {value}")
+    print(f"wrote {report['report']} and its pictures")
+
+
+def _print_differences(report, model_path):
+    """The numbers that differ from the report shipped beside the model, if there is one."""
+    import json
+
+    from pipeline import evaluation
+
+    shipped_path = model_path.parent / f"{model_path.stem}.eval.json"
+    if not shipped_path.is_file() or shipped_path.resolve() == Path(report["report"]).resolve():
+        return
+    differences = evaluation.compare_with_shipped(report, json.loads(shipped_path.read_text()))
+    if not differences:
+        print(f"matches {shipped_path} (within rel {evaluation.COMPARE_REL_TOL:g}, "
+              f"abs {evaluation.COMPARE_ABS_TOL:g})")
+        return
+    print(f"differs from {shipped_path}:")
+    for key, old, new in differences:
+        print(f"{key:>24}: {old!r} -> {new!r}")
 
 
 if __name__ == "__main__":

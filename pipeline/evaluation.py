@@ -21,6 +21,12 @@ from pipeline import plots
 from pipeline import probe as probe_lib
 
 DEFAULT_MODELS_DIR = "saved_models"
+# evaluate.py writes here (REPORTS_DIR/NAME/), never over the shipped reports unless asked.
+DEFAULT_REPORTS_DIR = "reports"
+# A new report's numbers against the shipped one's: differences beyond these are printed
+# (another CPU kind moves the last digits; the probes by a few test images).
+COMPARE_REL_TOL = 1e-3
+COMPARE_ABS_TOL = 1e-3
 PREDICT_BATCH_SIZE = 1024
 # The linear probe trains on at most this many training examples (all of MNIST's).
 PROBE_TRAIN_EXAMPLES = 60_000
@@ -87,7 +93,12 @@ def dictionary_atoms(model, image_shape, max_tiles=MAX_DICTIONARY_TILES):
     return rows.reshape(shape), columns[:max_tiles].reshape(shape)
 
 
-def compute_metrics(model, mnist, *, threshold=metrics.ACTIVE_THRESHOLD, probe=True):
+def _quiet(message):
+    """The default `progress`: says nothing."""
+
+
+def compute_metrics(model, mnist, *, threshold=metrics.ACTIVE_THRESHOLD, probe=True,
+                    progress=_quiet):
     """All test-set metrics of `model` on a `pipeline.data.Data` record (its
     x_test in memory); also returns the arrays for the pictures.
 
@@ -120,7 +131,9 @@ def compute_metrics(model, mnist, *, threshold=metrics.ACTIVE_THRESHOLD, probe=T
     elif probe:
         x_train = mnist.x_train[:PROBE_TRAIN_EXAMPLES]
         y_train = mnist.y_train[:PROBE_TRAIN_EXAMPLES]
+        progress(f"encoding {len(x_train):,} training examples for the linear probes")
         train_codes = encoder.predict(x_train, batch_size=PREDICT_BATCH_SIZE, verbose=0)
+        progress("fitting the probes (logistic regression, linear SVM; C from a grid)")
         report.update(probe_report(train_codes, y_train, codes, mnist.y_test))
     return report, codes, x_hat
 
@@ -209,12 +222,13 @@ def _check_finite(report, path):
 
 
 def evaluate(model_path, *, data_path=None, labels=None, test_data=None, test_labels=None,
-             limit=None, out=None, threshold=metrics.ACTIVE_THRESHOLD, probe=True):
+             limit=None, out=None, threshold=metrics.ACTIVE_THRESHOLD, probe=True,
+             progress=_quiet):
     """Evaluates a saved model on a test set (MNIST's by default) and writes its report.
 
-    The report (NAME.eval.json) is deterministic: paths are relative to its
-    folder, and the timing is returned ("seconds") but not written, so that
-    re-evaluating a shipped model leaves its files unchanged.
+    Paths in the report (NAME.eval.json) are relative to its folder; the only
+    timing written is the probes' seconds (the whole evaluation's is
+    returned as "seconds").
 
     Args:
         model_path: a .keras file, or the NAME of one in saved_models/.
@@ -227,9 +241,11 @@ def evaluate(model_path, *, data_path=None, labels=None, test_data=None, test_la
         out: folder for NAME.eval.json and the PNGs (default: the model's).
         threshold: activity threshold of L0 and dead units (finite, > 0).
         probe: also train and score the linear probe on the codes.
+        progress: called with a line for each stage (e.g. `print`).
 
     Returns:
-        The report written to NAME.eval.json, with "seconds" added.
+        The report written to NAME.eval.json, with "seconds" and "report"
+        (its path) added.
     """
     _check_options(limit, threshold)
     path = resolve_model_path(model_path)
@@ -237,6 +253,7 @@ def evaluate(model_path, *, data_path=None, labels=None, test_data=None, test_la
     export.recover(path.parent, name)  # finishes an interrupted export swap, if any
     out = export.ensure_writable_dir(out or path.parent)
     # Safe mode, every custom class registered; the hash is of the bytes loaded.
+    progress(f"loading {path}")
     model, model_sha256 = export.load_model_and_sha256(path)
     mnist = data.load_data(data_path, labels=labels, test_data=test_data,
                            test_labels=test_labels, limit=limit)
@@ -247,7 +264,9 @@ def evaluate(model_path, *, data_path=None, labels=None, test_data=None, test_la
     mnist = dataclasses.replace(mnist, x_test=np.asarray(mnist.x_test))  # held in memory
     check_input_shape(model, path, mnist)
     start = time.perf_counter()
-    report, codes, x_hat = compute_metrics(model, mnist, threshold=threshold, probe=probe)
+    progress(f"encoding and decoding {len(mnist.x_test):,} test examples")
+    report, codes, x_hat = compute_metrics(model, mnist, threshold=threshold, probe=probe,
+                                           progress=progress)
     seconds = time.perf_counter() - start
     _check_finite(report, path)
     report.update(model=os.path.relpath(path, out), model_sha256=model_sha256,
@@ -255,7 +274,20 @@ def evaluate(model_path, *, data_path=None, labels=None, test_data=None, test_la
                   data_sha256=mnist.sha256,
                   **{f"{key}_file": value for key, value in mnist.files.items() if value})
     report["verify_subset"] = verify_subset_metrics(model, mnist, threshold=threshold)
+    progress(f"drawing the pictures into {out}")
     pictures = save_pictures(model, mnist, codes, x_hat, out, name, threshold)
     report["pictures"] = {key: os.path.relpath(p, out) for key, p in pictures.items()}
     export.write_json(report, out / f"{name}.eval.json")
-    return {**report, "seconds": seconds}
+    return {**report, "seconds": seconds, "report": str(out / f"{name}.eval.json")}
+
+
+def compare_with_shipped(report, shipped, rel_tol=COMPARE_REL_TOL, abs_tol=COMPARE_ABS_TOL):
+    """[(key, shipped value, new value)] of the numbers of `report` that differ
+    from the `shipped` report by more than the tolerances (math.isclose), and
+    of the keys one of them lacks; the probes compared by their accuracies."""
+    numbers = lambda r: {k: v for k, v in r.items()  # noqa: E731
+                         if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    new, old = numbers(report), numbers(shipped)
+    return [(key, old.get(key), new.get(key)) for key in sorted(set(new) | set(old))
+            if key not in ("seconds",) and (key not in new or key not in old or not math.isclose(
+                new[key], old[key], rel_tol=rel_tol, abs_tol=abs_tol))]

@@ -22,6 +22,7 @@ TABLE_KEYS = frozenset({
     "sources_sha256", "models", "family_summaries", "regs", "default_model", "default_reg",
     "presets", "family_defaults", "options", "strategies", "default_cluster_timeout",
     "data_env_var", "default_out", "default_log_root", "default_models_dir", "active_threshold",
+    "default_reports_dir", "browser_top_k",
 })
 # The modules `build()` reads: the registries and the pipeline modules whose
 # names and defaults reach the table.
@@ -129,6 +130,7 @@ def build():
         "default_out": training.DEFAULT_OUT,
         "default_log_root": training.DEFAULT_LOG_ROOT,
         "default_models_dir": evaluation.DEFAULT_MODELS_DIR,
+        "default_reports_dir": evaluation.DEFAULT_REPORTS_DIR,
         "active_threshold": metrics.ACTIVE_THRESHOLD,
         "browser_top_k": browser.TOP_K,
     }

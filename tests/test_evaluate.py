@@ -109,7 +109,7 @@ def digests(folder):
 
 def test_report_has_relative_paths_and_is_the_same_when_run_again(saved_kl_model, tiny_mnist):
     _, path = saved_kl_model
-    evaluate_cli.main([str(path), "--data", str(tiny_mnist), "--no-probe"])
+    evaluate.evaluate(path, data_path=tiny_mnist, probe=False)
     first = digests(path.parent)
     saved = json.loads((path.parent / "tiny-kl.eval.json").read_text())
     assert saved["model"] == "tiny-kl.keras"
@@ -121,6 +121,28 @@ def test_report_has_relative_paths_and_is_the_same_when_run_again(saved_kl_model
     assert digests(path.parent) == first
 
 
+def test_the_cli_writes_to_reports_and_compares_with_the_shipped_report(
+        saved_kl_model, tiny_mnist, tmp_path, monkeypatch, capsys):
+    _, path = saved_kl_model
+    evaluate.evaluate(path, data_path=tiny_mnist, probe=False)  # the report shipped beside it
+    shipped = digests(path.parent)
+    monkeypatch.chdir(tmp_path)
+    evaluate_cli.main([str(path), "--data", str(tiny_mnist), "--no-probe"])
+    assert digests(path.parent) == shipped  # a read-only action leaves the zoo alone
+    written = tmp_path / "reports" / "tiny-kl" / "tiny-kl.eval.json"
+    assert json.loads(written.read_text())["bce"] == json.loads(
+        (path.parent / "tiny-kl.eval.json").read_text())["bce"]
+    out, err = capsys.readouterr()
+    assert f"wrote reports/tiny-kl/tiny-kl.eval.json and its pictures" in out
+    assert f"matches {path.parent / 'tiny-kl.eval.json'}" in out
+    assert "evaluate.py: encoding and decoding" in err  # a line per stage
+    # A shipped report whose numbers differ: each difference is printed.
+    report = json.loads((path.parent / "tiny-kl.eval.json").read_text())
+    (path.parent / "tiny-kl.eval.json").write_text(json.dumps({**report, "bce": 0.5}))
+    evaluate_cli.main([str(path), "--data", str(tiny_mnist), "--no-probe"])
+    out = capsys.readouterr().out
+    differences = out.split(f"differs from {path.parent / 'tiny-kl.eval.json'}:\n")[1]
+    assert differences.split() == ["bce:", "0.5", "->", repr(report["bce"])]
 def test_pictures_are_replaced_atomically(tmp_path, monkeypatch):
     import matplotlib.figure
 
@@ -194,16 +216,6 @@ def test_bad_models_and_options_are_one_line_and_write_nothing(saved_kl_model, t
 
 
 
-
-
-def test_topk_codes_match_the_layer_and_widen_with_k():
-    keras.utils.set_random_seed(0)
-    model = models.build_dictionary_autoencoder((4, 4, 1), 20, code_activation=models.TopK(3))
-    x = np.random.default_rng(0).random((6, 4, 4, 1)).astype("float32")
-    np.testing.assert_allclose(evaluate.topk_codes(model, x, 3),
-                               model.get_layer("encoder").predict(x, verbose=0), atol=1e-5)
-    assert ((evaluate.topk_codes(model, x, 9) > 0).sum(axis=1) <= 9).all()
-    assert evaluate.topk_codes(models.build_dictionary_autoencoder((4, 4, 1), 20), x, 3) is None
 
 
 def test_report_hash_is_of_the_model_it_evaluated(saved_kl_model, tiny_mnist, tmp_path, monkeypatch):
