@@ -1,7 +1,7 @@
 """Autoencoder families and their registry. They know nothing of files, argv or datasets.
 
 Importing this package registers every custom layer and model class with
-Keras (CodeDense, Bias, TopK, BatchTopK, LifetimeWTA, SparseDictionary);
+Keras (CodeDense, Bias, TopK, BatchTopK, LifetimeWTA, ConvWTA, SparseDictionary);
 `import regularizers` registers the penalties. Those two imports are all that
 `keras.models.load_model` needs for any model of the project.
 
@@ -21,7 +21,9 @@ from models._assembly import ENCODER
 from models._assembly import UNIT_INTERVAL_ACTIVATIONS
 from models._assembly import calibrate_thresholds
 from models._assembly import calibrating_layers
+from models._assembly import probe_feature_model
 from models.activations import CODE_ACTIVATIONS
+from models.activations import ConvWTA
 from models.activations import BatchTopK
 from models.activations import LifetimeWTA
 from models.activations import TopK
@@ -90,6 +92,7 @@ __all__ = [
     "FAMILIES",
     "UNIT_INTERVAL_ACTIVATIONS",
     "BatchTopK",
+    "ConvWTA",
     "Family",
     "LifetimeWTA",
     "SparseDictionary",
@@ -102,4 +105,5 @@ __all__ = [
     "calibrating_layers",
     "get_family",
     "layers",
+    "probe_feature_model",
 ]

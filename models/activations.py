@@ -16,6 +16,8 @@ from keras import ops
 SERIALIZATION_PACKAGE = "sparse_ae_zoo"
 # BatchTopK: weight of the old value in the running inference threshold.
 THRESHOLD_MOMENTUM = 0.99
+# ConvWTA: the rank of a batch of code maps, (batch, height, width, channels).
+MAP_RANK = 4
 
 
 def _check_int(name, value, low=1):
@@ -281,11 +283,69 @@ class LifetimeWTA(_CodeActivation):
         return {**super().get_config(), "lifetime_sparsity": self.lifetime_sparsity}
 
 
+@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+class ConvWTA(_CodeActivation):
+    """Convolutional winner-take-all on code maps (Makhzani & Frey 2015, Conv-WTA).
+
+    For a map z of shape (B, H, W, C), with r = relu(z):
+
+    - spatial sparsity: each example keeps, in each feature map, only its
+      largest activation, w[n, c] = max_{i,j} r[n, i, j, c] (zero elsewhere);
+    - lifetime sparsity (training only): each feature map keeps only its
+      ceil(p * B) largest winners w[:, c] across the batch of B examples.
+
+    Training: h = r where r[n, i, j, c] >= w[n, c] >= t[c] (t[c] the
+    ceil(p * B)-th largest of w[:, c]), else 0. Inference: spatial sparsity
+    only (a batch-independent code, what the decoder learnt to read), so an
+    example's code has at most C non-zeros. The gradient flows through the
+    kept units only. A linear probe reads `probe_features`: the rectified
+    maps with the sparsity turned off, as the paper classifies them (after
+    max-pooling, which the probe's caller does).
+
+    Arguments:
+        lifetime_sparsity: float p in (0, 1], the fraction of a batch on
+            which each feature map keeps its winner (the paper: 0.2).
+        positive: apply ReLU before the winners are taken.
+    """
+
+    def __init__(self, lifetime_sparsity=0.2, positive=True, **kwargs):
+        super().__init__(positive=positive, **kwargs)
+        self.lifetime_sparsity = _check_fraction("lifetime_sparsity", lifetime_sparsity)
+
+    def build(self, input_shape):
+        if len(input_shape) != MAP_RANK:
+            raise ValueError(
+                f"Expected a code map of shape (batch, height, width, channels). "
+                f"Received: input_shape={tuple(input_shape)}"
+            )
+
+    def call(self, x, training=False):
+        rectified = self._rectify(x)
+        winners = ops.max(rectified, axis=(1, 2), keepdims=True)  # (B, 1, 1, C)
+        keep = rectified >= winners
+        if training:
+            batch = ops.shape(x)[0]
+            count = ops.cast(ops.ceil(self.lifetime_sparsity * ops.cast(batch, "float32")), "int32")
+            # Each map's count-th largest winner over the batch.
+            ordered = ops.sort(winners, axis=0)
+            thresholds = ops.take(ordered, batch - ops.maximum(count, 1), axis=0)
+            keep = ops.logical_and(keep, winners >= thresholds[None])
+        return ops.where(keep, rectified, ops.zeros_like(rectified))
+
+    def probe_features(self, x):
+        """The maps a linear probe reads: relu(z), no winners taken (the paper's features)."""
+        return self._rectify(x)
+
+    def get_config(self):
+        return {**super().get_config(), "lifetime_sparsity": self.lifetime_sparsity}
+
+
 # Name on the command line -> layer class.
 CODE_ACTIVATIONS = {
     "topk": TopK,
     "batchtopk": BatchTopK,
     "wta": LifetimeWTA,
+    "convwta": ConvWTA,
 }
 
 

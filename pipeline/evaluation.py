@@ -22,6 +22,14 @@ from pipeline import probe as probe_lib
 
 DEFAULT_MODELS_DIR = "saved_models"
 PREDICT_BATCH_SIZE = 1024
+# The images encoded at a time hold at most this many bytes of codes (float32,
+# CODE_BYTES each): a whole test set of the zoo's small codes, 160 images of
+# Conv-WTA's 28x28x128 maps.
+CHUNK_BYTES = 64 * 2**20
+CODE_BYTES = 4
+# The probe reads conv feature maps max-pooled to at most this grid
+# (`pool_for_probe`).
+PROBE_POOL_GRID = 4
 PROBE_SEED = 0
 MAX_FEATURE_TILES = 100
 MAX_DICTIONARY_TILES = 256
@@ -41,28 +49,27 @@ def resolve_model_path(model, models_dir=DEFAULT_MODELS_DIR):
     )
 
 
-def decoder_features(decoder, codes, max_tiles=MAX_FEATURE_TILES):
+def decoder_features(decoder, summary, max_tiles=MAX_FEATURE_TILES):
     """What each code unit adds to the picture, one image per unit.
 
     feature_j = decoder(m + (max_j - m_j) e_j) - decoder(m), with m the mean
-    code over `codes` and max_j unit j's largest activation. For a conv code
-    (N, h, w, C) the units shown are the C channels at the central position.
+    code and max_j unit j's largest activation (`summary`, a
+    `metrics.CodeSummary` of the codes). For a conv code (h, w, C) the units
+    shown are the C channels at the central position.
 
     Returns:
         ((units, *image_shape) array, the indices of the units in the flat code).
     """
-    codes = np.asarray(codes)
-    code_shape = codes.shape[1:]
-    flat = codes.reshape(len(codes), -1)
+    code_shape = summary.code_shape
     if len(code_shape) == 1:
         units = np.arange(code_shape[0])
     else:
         centre = tuple(size // 2 for size in code_shape[:-1])
         units = [np.ravel_multi_index((*centre, c), code_shape) for c in range(code_shape[-1])]
     units = np.asarray(units)[:max_tiles]
-    mean = flat.mean(axis=0)
+    mean = summary.mean_code().reshape(-1)
     bumped = np.repeat(mean[None], len(units), axis=0)
-    bumped[np.arange(len(units)), units] = flat.max(axis=0)[units]
+    bumped[np.arange(len(units)), units] = summary.max_code().reshape(-1)[units]
     decoded = decoder.predict(
         np.concatenate([mean[None], bumped]).reshape((-1, *code_shape)), verbose=0
     )
@@ -84,13 +91,77 @@ def dictionary_atoms(model, image_shape, max_tiles=MAX_DICTIONARY_TILES):
     return rows.reshape(shape), columns[:max_tiles].reshape(shape)
 
 
+def chunk_size(model):
+    """Images encoded at a time: as many as keep one chunk's codes (and probe
+    features) within CHUNK_BYTES, a multiple of PREDICT_BATCH_SIZE when above it."""
+    units = max(math.prod(m.output_shape[1:]) for m in (
+        model.get_layer(models.ENCODER), models.probe_feature_model(model)))
+    size = max(1, CHUNK_BYTES // (units * CODE_BYTES))
+    return size - size % PREDICT_BATCH_SIZE if size >= PREDICT_BATCH_SIZE else size
+
+
+def pool_for_probe(features, grid=PROBE_POOL_GRID):
+    """Max-pools feature maps (N, H, W, C) larger than `grid` x `grid` to that grid.
+
+    Each of H and W above `grid` is cut into `grid` near-equal runs (edges
+    round(i * H / grid)) and each cell keeps its largest value; smaller maps
+    and vector codes are returned as they are (so the zoo's 4x4 conv codes
+    reach the probe unchanged).
+    """
+    features = np.asarray(features)
+    if features.ndim != 4:
+        return features
+    for axis in (1, 2):
+        size = features.shape[axis]
+        if size > grid:
+            starts = np.round(np.arange(grid) * size / grid).astype(int)
+            features = np.maximum.reduceat(features, starts, axis=axis)
+    return features
+
+
+def _encode_in_chunks(model, images, *, size, codes=True, features=False):
+    """Yields (codes, pooled probe features) of `images`, `size` at a time (None when not asked)."""
+    encoder = model.get_layer(models.ENCODER)
+    feature_model = models.probe_feature_model(model)
+    for start in range(0, len(images), size):
+        chunk = images[start:start + size]
+        h = f = None
+        if codes or (features and feature_model is encoder):
+            h = encoder.predict(chunk, batch_size=PREDICT_BATCH_SIZE, verbose=0)
+        if features:
+            f = pool_for_probe(h if feature_model is encoder else feature_model.predict(
+                chunk, batch_size=PREDICT_BATCH_SIZE, verbose=0))
+        yield h, f
+
+
+def probe_features(model, images):
+    """The pooled probe features of `images` (N, ...), computed chunk by chunk."""
+    size = chunk_size(model)
+    parts = [f for _, f in _encode_in_chunks(model, images, size=size, codes=False,
+                                              features=True)]
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
 def compute_metrics(model, mnist, *, threshold=metrics.ACTIVE_THRESHOLD, probe=True):
-    """All test-set metrics of `model`; also returns the arrays for the pictures."""
-    encoder, decoder = model.get_layer(models.ENCODER), model.get_layer(models.DECODER)
-    codes = encoder.predict(mnist.x_test, batch_size=PREDICT_BATCH_SIZE, verbose=0)
-    x_hat = decoder.predict(codes, batch_size=PREDICT_BATCH_SIZE, verbose=0)
+    """All test-set metrics of `model`.
+
+    The test images are encoded and decoded chunk by chunk (`chunk_size`):
+    only the reconstructions, a `metrics.CodeSummary` of the codes and the
+    probe's pooled features are kept, never the codes of the whole set.
+
+    Returns:
+        (report, the CodeSummary of the test codes, the reconstructions).
+    """
+    decoder = model.get_layer(models.DECODER)
+    summary = metrics.CodeSummary(threshold)
+    x_hat, test_features = [], []
+    for h, f in _encode_in_chunks(model, mnist.x_test, size=chunk_size(model), features=probe):
+        summary.add(h)
+        x_hat.append(decoder.predict(h, batch_size=PREDICT_BATCH_SIZE, verbose=0))
+        test_features.append(f)
+    x_hat = np.concatenate(x_hat)
     x = mnist.x_test
-    stats = metrics.code_statistics(codes, threshold)
+    stats = summary.statistics()
     report = {
         "test_images": len(x),
         "bce": metrics.binary_cross_entropy(x, x_hat),
@@ -105,11 +176,12 @@ def compute_metrics(model, mnist, *, threshold=metrics.ACTIVE_THRESHOLD, probe=T
     rho = callbacks.target_rho(model)
     if rho is not None:
         report["rho"] = rho
-        report["kl_to_rho"] = metrics.kl_to_rho(codes, rho)
+        report["kl_to_rho"] = metrics.kl_to_rho(summary, rho)
     if probe:
-        train_codes = encoder.predict(mnist.x_train, batch_size=PREDICT_BATCH_SIZE, verbose=0)
-        report.update(probe_report(train_codes, mnist.y_train, codes, mnist.y_test))
-    return report, codes, x_hat
+        train_features = probe_features(model, mnist.x_train)
+        report.update(probe_report(train_features, mnist.y_train,
+                                   np.concatenate(test_features), mnist.y_test))
+    return report, summary, x_hat
 
 
 def probe_report(train_codes, y_train, test_codes, y_test):
@@ -134,22 +206,25 @@ def verify_subset_metrics(model, mnist, *, threshold=metrics.ACTIVE_THRESHOLD):
     return report
 
 
-def save_pictures(model, mnist, codes, x_hat, out, name, threshold):
-    """Writes the evaluation pictures; returns {picture: path}."""
-    dead = ~(np.asarray(codes).reshape(len(codes), -1) > threshold).any(axis=0)
+def save_pictures(model, mnist, summary, x_hat, out, name, threshold):
+    """Writes the evaluation pictures (`summary`: a metrics.CodeSummary of the
+    test codes); returns {picture: path}."""
+    density = summary.density()
+    dead = density == 0
+    values, zeros = summary.nonzero_values()
     pictures = {
         "reconstructions": plots.save_reconstructions(
             mnist.x_test[:plots.GRID_IMAGES], x_hat[:plots.GRID_IMAGES],
             out / f"{name}.reconstructions.png"),
         "code_histogram": plots.save_code_histogram(
-            codes, out / f"{name}.code_histogram.png", threshold),
+            values, out / f"{name}.code_histogram.png", threshold, zeros=zeros),
         "feature_density": plots.save_feature_density(
-            callbacks.feature_density_log10(codes, threshold),
+            callbacks.density_log10(density),
             out / f"{name}.feature_density.png", callbacks.NEVER_FIRED_LOG10),
     }
     atoms = dictionary_atoms(model, mnist.x_test.shape[1:])
     if atoms is None:
-        features, units = decoder_features(model.get_layer(models.DECODER), codes)
+        features, units = decoder_features(model.get_layer(models.DECODER), summary)
         pictures["features"] = plots.save_features(
             features, out / f"{name}.features.png", "decoder response to each code unit",
             dead=dead[units])
@@ -219,14 +294,14 @@ def evaluate(model_path, *, data_path=None, limit=None, out=None,
     _check_input_shape(model, path, data.IMAGE_SHAPE)
     mnist = data.load_mnist(data_path, limit=limit)
     start = time.perf_counter()
-    report, codes, x_hat = compute_metrics(model, mnist, threshold=threshold, probe=probe)
+    report, summary, x_hat = compute_metrics(model, mnist, threshold=threshold, probe=probe)
     seconds = time.perf_counter() - start
     _check_finite(report, path)
     report.update(model=os.path.relpath(path, out), model_sha256=data.file_sha256(path),
                   data_source=Path(mnist.source).name if mnist.sha256 else mnist.source,
                   data_sha256=mnist.sha256)
     report["verify_subset"] = verify_subset_metrics(model, mnist, threshold=threshold)
-    pictures = save_pictures(model, mnist, codes, x_hat, out, name, threshold)
+    pictures = save_pictures(model, mnist, summary, x_hat, out, name, threshold)
     report["pictures"] = {key: os.path.relpath(p, out) for key, p in pictures.items()}
     export.write_json(report, out / f"{name}.eval.json")
     return {**report, "seconds": seconds}
