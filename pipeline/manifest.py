@@ -56,7 +56,7 @@ BATCHTOPK_DEAD_AFTER = 10_000
 # Conv-WTA: the paper's lifetime sparsity of its conv models, and the epochs
 # that fit 30 minutes of training on the shared 2-core machine.
 CONV_WTA_LIFETIME_SPARSITY = 0.2
-CONV_WTA_EPOCHS = 1
+CONV_WTA_EPOCHS = 7
 
 ZOO = {
     "dense-none": ZooModel("dense", "none", dict(code_size=32, epochs=50)),

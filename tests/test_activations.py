@@ -74,34 +74,43 @@ def test_wta_keeps_p_percent_of_each_unit_in_training_and_relu_at_inference():
     np.testing.assert_array_equal(np.asarray(layer(z - 0.5, training=False)), np.maximum(z - 0.5, 0))
 
 
-def conv_wta_reference(z, p, training):
+def conv_wta_reference(z, p, threshold=None):
     """NumPy Conv-WTA: per example and map the largest of relu(z) (spatial), then
-    in training per map the ceil(p * B) largest of those winners (lifetime)."""
+    per map the ceil(p * B) largest of those winners (lifetime; training), or the
+    winners >= `threshold` (inference). Returns (h, the batch's thresholds)."""
     r = np.maximum(z, 0)
     winners = r.max(axis=(1, 2), keepdims=True)
-    keep = r >= winners
-    if training:
-        count = int(np.ceil(p * len(z)))
-        thresholds = np.sort(winners, axis=0)[len(z) - count]
-        keep &= winners >= thresholds
-    return np.where(keep, r, 0)
+    count = int(np.ceil(p * len(z)))
+    batch_thresholds = np.sort(winners, axis=0)[len(z) - count]
+    thresholds = batch_thresholds if threshold is None else threshold
+    keep = (r >= winners) & (winners >= thresholds)
+    return np.where(keep, r, 0), batch_thresholds.reshape(-1)
 
 
 def maps(batch=10, size=5, channels=3, seed=0):
     return np.random.default_rng(seed).normal(size=(batch, size, size, channels)).astype("float32")
 
 
-@pytest.mark.parametrize("training", [True, False])
-def test_conv_wta_matches_the_numpy_reference(training):
-    z = maps()
-    h = np.asarray(ConvWTA(0.2)(z, training=training))
-    np.testing.assert_array_equal(h, conv_wta_reference(z, 0.2, training))
-    per_map = (h > 0).sum(axis=(1, 2))  # (B, C): one winner per example and map at most
-    assert per_map.max() == 1
-    if training:  # ceil(0.2 * 10) = 2 examples per map
-        np.testing.assert_array_equal(per_map.sum(axis=0), [2, 2, 2])
-    else:
-        np.testing.assert_array_equal(per_map, 1)
+def test_conv_wta_matches_the_numpy_reference_and_keeps_a_running_threshold():
+    layer = ConvWTA(0.2)
+    # Before training, the threshold is 0: every spatial winner is kept.
+    np.testing.assert_array_equal(np.asarray(layer(maps(), training=False)),
+                                  conv_wta_reference(maps(), 0.2, threshold=0.0)[0])
+    running = None
+    for seed in range(3):
+        z = maps(seed=seed)
+        h = np.asarray(layer(z, training=True))
+        expected, batch_thresholds = conv_wta_reference(z, 0.2)
+        np.testing.assert_array_equal(h, expected)
+        per_map = (h > 0).sum(axis=(1, 2))  # (B, C): one winner per example and map at most
+        assert per_map.max() == 1
+        np.testing.assert_array_equal(per_map.sum(axis=0), [2, 2, 2])  # ceil(0.2 * 10)
+        running = batch_thresholds if running is None else (
+            THRESHOLD_MOMENTUM * running + (1 - THRESHOLD_MOMENTUM) * batch_thresholds)
+        np.testing.assert_allclose(np.asarray(layer.threshold), running, rtol=1e-6)
+    z = maps(seed=7)
+    np.testing.assert_array_equal(np.asarray(layer(z, training=False)),
+                                  conv_wta_reference(z, 0.2, threshold=running)[0])
 
 
 def test_conv_wta_gradient_flows_through_the_kept_units_only():
