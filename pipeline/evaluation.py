@@ -136,10 +136,13 @@ def _encode_in_chunks(model, images, *, size, codes=True, features=False):
 
 def probe_features(model, images):
     """The pooled probe features of `images` (N, ...), computed chunk by chunk."""
-    size = chunk_size(model)
-    parts = [f for _, f in _encode_in_chunks(model, images, size=size, codes=False,
-                                              features=True)]
-    return np.concatenate(parts) if len(parts) > 1 else parts[0]
+    size, features = chunk_size(model), None
+    chunks = _encode_in_chunks(model, images, size=size, codes=False, features=True)
+    for start, (_, f) in zip(range(0, len(images), size), chunks):
+        if features is None:  # filled in place: a concatenation would hold them twice
+            features = np.empty((len(images), *f.shape[1:]), f.dtype)
+        features[start:start + len(f)] = f
+    return features
 
 
 def compute_metrics(model, mnist, *, threshold=metrics.ACTIVE_THRESHOLD, probe=True):
