@@ -1,7 +1,7 @@
 """Autoencoder families and their registry. They know nothing of files, argv or datasets.
 
 Importing this package registers every custom layer and model class with
-Keras (CodeDense, Bias, TopK, BatchTopK, LifetimeWTA, SparseDictionary);
+Keras (CodeDense, Bias, TopK, BatchTopK, LifetimeWTA, ConvWTA, SparseDictionary);
 `import regularizers` registers the penalties. Those two imports are all that
 `keras.models.load_model` needs for any model of the project.
 
@@ -25,7 +25,9 @@ from models._assembly import calibrate_thresholds
 from models._assembly import calibrating_layers
 from models._assembly import input_scale
 from models._assembly import set_normalization
+from models._assembly import probe_feature_model
 from models.activations import CODE_ACTIVATIONS
+from models.activations import ConvWTA
 from models.activations import BatchTopK
 from models.activations import LifetimeWTA
 from models.activations import TopK
@@ -104,6 +106,7 @@ __all__ = [
     "FAMILIES",
     "UNIT_INTERVAL_ACTIVATIONS",
     "BatchTopK",
+    "ConvWTA",
     "Family",
     "LifetimeWTA",
     "SparseDictionary",
@@ -118,4 +121,5 @@ __all__ = [
     "set_normalization",
     "get_family",
     "layers",
+    "probe_feature_model",
 ]

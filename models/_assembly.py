@@ -320,3 +320,18 @@ def calibrating_layers(model):
     """The layers of the encoder that `calibrate_thresholds` calibrates (often none)."""
     return [layer for layer in model.get_layer(ENCODER).layers
             if getattr(layer, "calibrates", hasattr(layer, "calibrate"))]
+
+
+def probe_feature_model(model):
+    """The model from the images to the features a linear probe reads of the code.
+
+    The "encoder" itself, unless its last layer (the code activation) defines
+    `probe_features(inputs)`: then the encoder up to that layer's inputs,
+    followed by `probe_features` (ConvWTA: the rectified maps without their
+    winners taken, the features Conv-WTA is classified on).
+    """
+    encoder = model.get_layer(ENCODER)
+    last = encoder.layers[-1]
+    if not hasattr(last, "probe_features"):
+        return encoder
+    return keras.Model(encoder.inputs[0], last.probe_features(last.input), name="probe_features")

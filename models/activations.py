@@ -16,6 +16,8 @@ from keras import ops
 SERIALIZATION_PACKAGE = "sparse_ae_zoo"
 # BatchTopK: weight of the old value in the running inference threshold.
 THRESHOLD_MOMENTUM = 0.99
+# ConvWTA: the rank of a batch of code maps, (batch, height, width, channels).
+MAP_RANK = 4
 
 
 def _check_int(name, value, low=1):
@@ -456,6 +458,79 @@ class Gated(_CodeActivation):
         return {**config, "l1_coefficient": self.l1_coefficient}
 
 
+@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+class ConvWTA(_CodeActivation):
+    """Convolutional winner-take-all on code maps (Makhzani & Frey 2015, Conv-WTA).
+
+    For a map z of shape (B, H, W, C), with r = relu(z):
+
+    - spatial sparsity: each example keeps, in each feature map, only its
+      largest activation, w[n, c] = max_{i,j} r[n, i, j, c] (zero elsewhere);
+    - lifetime sparsity (training only): each feature map keeps only its
+      ceil(p * B) largest winners w[:, c] across the batch of B examples.
+
+    Training: h = r where r[n, i, j, c] >= w[n, c] >= t_batch[c]
+    (t_batch[c] the ceil(p * B)-th largest of w[:, c]), else 0. Inference:
+    the same with a running average t of t_batch (t <- m t + (1 - m) t_batch,
+    m = THRESHOLD_MOMENTUM; a layer weight), so that a map fires on about a
+    fraction p of the examples, as in training, whatever the batch: the
+    decoder, trained on those codes, reconstructs from as many winners as it
+    learnt to add (with every spatial winner kept at inference it adds about
+    1 / p times too many: FVU 6 after one epoch at p = 0.2). The gradient
+    flows through the kept units only. A linear probe reads
+    `probe_features`: the rectified maps with the sparsity turned off, as
+    the paper classifies them (after max-pooling, which the probe's caller
+    does).
+
+    Arguments:
+        lifetime_sparsity: float p in (0, 1], the fraction of a batch on
+            which each feature map keeps its winner (the paper: 0.2).
+        positive: apply ReLU before the winners are taken.
+    """
+
+    def __init__(self, lifetime_sparsity=0.2, positive=True, **kwargs):
+        super().__init__(positive=positive, **kwargs)
+        self.lifetime_sparsity = _check_fraction("lifetime_sparsity", lifetime_sparsity)
+
+    def build(self, input_shape):
+        if len(input_shape) != MAP_RANK:
+            raise ValueError(
+                f"Expected a code map of shape (batch, height, width, channels). "
+                f"Received: input_shape={tuple(input_shape)}"
+            )
+        self.threshold = self.add_weight(
+            shape=(input_shape[-1],), initializer="zeros", trainable=False, name="threshold"
+        )
+        self.batches_seen = self.add_weight(
+            shape=(), initializer="zeros", trainable=False, name="batches_seen"
+        )
+
+    def call(self, x, training=False):
+        rectified = self._rectify(x)
+        winners = ops.max(rectified, axis=(1, 2), keepdims=True)  # (B, 1, 1, C)
+        if training:
+            batch = ops.shape(x)[0]
+            count = ops.cast(ops.ceil(self.lifetime_sparsity * ops.cast(batch, "float32")), "int32")
+            # Each map's count-th largest winner over the batch.
+            ordered = ops.sort(winners, axis=0)
+            thresholds = ops.take(ordered, batch - ops.maximum(count, 1), axis=0)  # (1, 1, C)
+            momentum = ops.where(self.batches_seen > 0, THRESHOLD_MOMENTUM, 0.0)
+            self.threshold.assign(momentum * self.threshold + (1 - momentum) * ops.cast(
+                ops.reshape(thresholds, (-1,)), self.threshold.dtype))
+            self.batches_seen.assign_add(1.0)
+        else:
+            thresholds = ops.cast(self.threshold, rectified.dtype)
+        keep = ops.logical_and(rectified >= winners, winners >= thresholds)
+        return ops.where(keep, rectified, ops.zeros_like(rectified))
+
+    def probe_features(self, x):
+        """The maps a linear probe reads: relu(z), no winners taken (the paper's features)."""
+        return self._rectify(x)
+
+    def get_config(self):
+        return {**super().get_config(), "lifetime_sparsity": self.lifetime_sparsity}
+
+
 # Name on the command line -> layer class.
 CODE_ACTIVATIONS = {
     "topk": TopK,
@@ -463,6 +538,7 @@ CODE_ACTIVATIONS = {
     "wta": LifetimeWTA,
     "jumprelu": JumpReLU,
     "gated": Gated,
+    "convwta": ConvWTA,
 }
 
 

@@ -27,12 +27,67 @@ def _crop_to(input_size, code_size, strides, num_layers):
     return excess // 2, excess - excess // 2
 
 
+def _conv(layer_class, units, kernel_size, strides, activation, **kwargs):
+    """One "same"-padded conv or transposed-conv layer."""
+    return layer_class(units, kernel_size, strides, "same", activation=activation, **kwargs)
+
+
+def _encoder_blocks(filters, kernel_size, strides, pooled, activation):
+    """The hidden conv layers: a strided conv per entry of `filters`, or a conv +
+    max-pooling when `pooled`."""
+    layers = []
+    for f in filters:
+        layers.append(_conv(keras.layers.Conv2D, f, kernel_size, 1 if pooled else strides,
+                            activation))
+        if pooled:
+            layers.append(keras.layers.MaxPooling2D(strides, padding="same"))
+    return layers
+
+
+def _code_map_block(code_size, kernel_size, strides, code_activation, regularizer):
+    """The code map: a conv (the code layer), then the code activation layer if any."""
+    plain = isinstance(code_activation, str)
+    layers = [_conv(keras.layers.Conv2D, code_size, kernel_size, strides,
+                    code_activation if plain else None,
+                    activity_regularizer=regularizer if plain else None,
+                    name=_assembly.CODE_LAYER)]
+    if not plain:  # a code activation layer follows the linear conv
+        code_activation.activity_regularizer = keras.regularizers.get(regularizer)
+        layers.append(code_activation)
+    return layers
+
+
+def _dense_code_block(code_units, code_activation, code_penalty, regularizer):
+    """A dense code: Flatten, then the code layer."""
+    return [keras.layers.Flatten(),
+            CodeDense(code_units, code_activation, code_penalty,
+                      activity_regularizer=regularizer, name=_assembly.CODE_LAYER)]
+
+
+def _dense_to_map_block(feature_shape, activation):
+    """The decoder's way back from a dense code to the last encoder map."""
+    return [keras.layers.Dense(math.prod(feature_shape), activation),
+            keras.layers.Reshape(feature_shape)]
+
+
+def _crop_block(input_shape, strides, num_down):
+    """The crop that takes the decoder's upsampled size back to the input's (or nothing)."""
+    crop = tuple(
+        _crop_to(size, _downsampled_size(size, strides, num_down), strides, num_down)
+        for size in input_shape[:2]
+    )
+    if any(crop[0]) or any(crop[1]):
+        return [keras.layers.Cropping2D(crop, name="crop", dtype=_assembly.output_dtype())]
+    return []
+
+
 def build_conv_autoencoder(
     input_shape,
     code_size,
     *,
     filters=DEFAULT_FILTERS,
     kernel_size=3,
+    decoder_kernel_size: int | None = None,
     strides=2,
     downsampling="stride",
     code_units: int | None = None,
@@ -49,6 +104,8 @@ def build_conv_autoencoder(
     - downsampling="stride": Conv2D(filters[i], kernel_size, s, "same") for
       each i; then, for a code map, the code Conv2D(code_size, ..., s), so
       L = len(filters) + 1 and the code is (ceil(H / s^L), ceil(W / s^L), code_size).
+      With s = 1 nothing is downsampled: the code map has the input's size
+      (Conv-WTA: `filters=(), strides=1`, a `ConvWTA` code activation).
     - downsampling="maxpool": Conv2D(filters[i], kernel_size, 1, "same") +
       MaxPooling2D(s) for each i (L = len(filters)); a code map is then a
       Conv2D(code_size, kernel_size, 1, "same").
@@ -57,16 +114,19 @@ def build_conv_autoencoder(
       Dense(h * w * filters[-1], activation) and a Reshape.
     Decoder: Conv2DTranspose layers that mirror the encoder (stride s where it
     downsampled; "maxpool" models first apply a Conv2D(filters[-1]) at the code
-    resolution, as the blog model does), the last one with `channels` filters
-    and `output_activation`; a computed crop restores exactly (H, W).
+    resolution, as the blog model does), the last one with `channels` filters,
+    `decoder_kernel_size` and `output_activation`; a computed crop restores
+    exactly (H, W).
 
     Args:
         input_shape: (height, width, channels) of one image.
         code_size: channels of the code map (ignored with `code_units`).
         filters: channels of the encoder's hidden conv layers, input side
             first; the decoder mirrors them. May be empty for code maps.
-        kernel_size: kernel size of every conv layer.
-        strides: the down/up-sampling factor.
+        kernel_size: kernel size of every conv layer but the output layer.
+        decoder_kernel_size: kernel size of the output layer (None:
+            `kernel_size`). Conv-WTA decodes with a large linear kernel (11).
+        strides: the down/up-sampling factor (1: none).
         downsampling: "stride" or "maxpool".
         code_units: None for a code map, or the units of a dense code.
         activation: activation of the hidden layers.
@@ -87,6 +147,8 @@ def build_conv_autoencoder(
     code_size = _assembly.check_positive_int("code_size", code_size)
     filters = _assembly.check_int_tuple("filters", filters)
     kernel_size = _assembly.check_positive_int("kernel_size", kernel_size)
+    decoder_kernel_size = _assembly.check_positive_int(
+        "decoder_kernel_size", kernel_size if decoder_kernel_size is None else decoder_kernel_size)
     strides = _assembly.check_positive_int("strides", strides)
     if downsampling not in DOWNSAMPLING:
         raise ValueError(
@@ -107,70 +169,37 @@ def build_conv_autoencoder(
     regularizer, code_penalty = _assembly.resolve_penalty(
         activity_regularizer, code_activation, accepts_code_penalty=code_units is not None
     )
-    height, width, channels = input_shape
     pooled = downsampling == "maxpool"
     code_map = code_units is None
     num_down = len(filters) + (code_map and not pooled)
     conv_strides = 1 if pooled else strides
 
-    def conv(layer_class, units, layer_activation, layer_strides=conv_strides, **kwargs):
-        return layer_class(
-            units, kernel_size, layer_strides, "same", activation=layer_activation, **kwargs
-        )
-
     # === Encoder ===
-    encoder_layers = []
-    for f in filters:
-        encoder_layers.append(conv(keras.layers.Conv2D, f, activation))
-        if pooled:
-            encoder_layers.append(keras.layers.MaxPooling2D(strides, padding="same"))
-    feature_shape = (
-        _downsampled_size(height, strides, num_down),
-        _downsampled_size(width, strides, num_down),
-        filters[-1] if filters else code_size,
-    )
+    encoder_layers = _encoder_blocks(filters, kernel_size, strides, pooled, activation)
     if code_map:
-        plain = isinstance(code_activation, str)
-        encoder_layers.append(conv(
-            keras.layers.Conv2D, code_size, code_activation if plain else None,
-            activity_regularizer=regularizer if plain else None,
-            name=_assembly.CODE_LAYER,
-        ))
-        if not plain:  # a code activation layer follows the linear conv
-            code_activation.activity_regularizer = keras.regularizers.get(regularizer)
-            encoder_layers.append(code_activation)
+        encoder_layers += _code_map_block(code_size, kernel_size, conv_strides,
+                                          code_activation, regularizer)
     else:
-        encoder_layers += [
-            keras.layers.Flatten(),
-            CodeDense(code_units, code_activation, code_penalty,
-                      activity_regularizer=regularizer, name=_assembly.CODE_LAYER),
-        ]
+        encoder_layers += _dense_code_block(code_units, code_activation, code_penalty,
+                                            regularizer)
     # === Decoder ===
     decoder_layers = []
     up_filters = list(reversed(filters))
     if not code_map:
-        decoder_layers += [
-            keras.layers.Dense(math.prod(feature_shape), activation),
-            keras.layers.Reshape(feature_shape),
-        ]
+        feature_shape = (*(_downsampled_size(size, strides, num_down) for size in input_shape[:2]),
+                         filters[-1])
+        decoder_layers += _dense_to_map_block(feature_shape, activation)
         if not pooled:  # the last encoder conv's downsampling is undone by the output layer
             up_filters = up_filters[1:]
     if pooled:
-        decoder_layers.append(conv(keras.layers.Conv2D, feature_shape[-1], activation))
-    decoder_layers += [
-        conv(keras.layers.Conv2DTranspose, f, activation, strides) for f in up_filters
-    ]
-    decoder_layers.append(conv(
-        keras.layers.Conv2DTranspose, channels, output_activation, 1 if pooled else strides,
-        dtype=_assembly.output_dtype(),
-    ))
-    crop = tuple(
-        _crop_to(size, _downsampled_size(size, strides, num_down), strides, num_down)
-        for size in (height, width)
-    )
-    if any(crop[0]) or any(crop[1]):
-        decoder_layers.append(keras.layers.Cropping2D(crop, name="crop",
-                                                      dtype=_assembly.output_dtype()))
+        decoder_layers.append(_conv(keras.layers.Conv2D, filters[-1] if filters else code_size,
+                                    kernel_size, 1, activation))
+    decoder_layers += [_conv(keras.layers.Conv2DTranspose, f, kernel_size, strides, activation)
+                       for f in up_filters]
+    decoder_layers.append(_conv(keras.layers.Conv2DTranspose, input_shape[-1],
+                                decoder_kernel_size, 1 if pooled else strides, output_activation,
+                                dtype=_assembly.output_dtype()))
+    decoder_layers += _crop_block(input_shape, strides, num_down)
     return _assembly.assemble_autoencoder(
         input_shape,
         encoder_layers,

@@ -193,8 +193,10 @@ def directions(model, x, codes, top, positions):
     atoms = evaluation.dictionary_atoms(model, x.shape[1:], max_tiles=None)
     if atoms is not None:
         return atoms, ("decoder row", "encoder row")
+    summary = metrics.CodeSummary()  # the mean and largest code, what decoder_features reads
+    summary.add(codes)
     decoder_dirs, _ = evaluation.decoder_features(  # one per channel of a code map
-        model.get_layer(models.DECODER), codes, max_tiles=codes.shape[-1])
+        model.get_layer(models.DECODER), summary, max_tiles=codes.shape[-1])
     encoder_dirs = encoder_gradients(model.get_layer(models.ENCODER), x, top, positions,
                                      codes.shape[-1])
     return (decoder_dirs, encoder_dirs), (

@@ -46,7 +46,11 @@ def active_log10(codes, threshold):
 def feature_density_log10(codes, threshold):
     """log10 of each unit's firing frequency over `codes` (NEVER_FIRED_LOG10 if never)."""
     flat = np.asarray(codes).reshape(len(codes), -1)
-    density = (flat > threshold).mean(axis=0)
+    return density_log10((flat > threshold).mean(axis=0))
+
+
+def density_log10(density):
+    """log10 of firing frequencies `density` (NEVER_FIRED_LOG10 where 0)."""
     return np.where(density > 0, np.log10(np.maximum(density, 1e-30)), NEVER_FIRED_LOG10)
 
 

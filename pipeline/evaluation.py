@@ -31,6 +31,14 @@ PREDICT_BATCH_SIZE = 1024
 # The linear probe trains on at most this many training examples (all of MNIST's).
 PROBE_TRAIN_EXAMPLES = 60_000
 PROBE_SKIPPED = "no labels for both the training and test examples"
+# The images encoded at a time hold at most this many bytes of codes (float32,
+# CODE_BYTES each): a whole test set of the zoo's small codes, 160 images of
+# Conv-WTA's 28x28x128 maps.
+CHUNK_BYTES = 64 * 2**20
+CODE_BYTES = 4
+# The probe reads conv feature maps max-pooled to at most this grid
+# (`pool_for_probe`).
+PROBE_POOL_GRID = 4
 PROBE_SEED = 0
 MAX_FEATURE_TILES = 100
 MAX_DICTIONARY_TILES = 256
@@ -50,28 +58,27 @@ def resolve_model_path(model, models_dir=DEFAULT_MODELS_DIR):
     )
 
 
-def decoder_features(decoder, codes, max_tiles=MAX_FEATURE_TILES):
+def decoder_features(decoder, summary, max_tiles=MAX_FEATURE_TILES):
     """What each code unit adds to the picture, one image per unit.
 
     feature_j = decoder(m + (max_j - m_j) e_j) - decoder(m), with m the mean
-    code over `codes` and max_j unit j's largest activation. For a conv code
-    (N, h, w, C) the units shown are the C channels at the central position.
+    code and max_j unit j's largest activation (`summary`, a
+    `metrics.CodeSummary` of the codes). For a conv code (h, w, C) the units
+    shown are the C channels at the central position.
 
     Returns:
         ((units, *image_shape) array, the indices of the units in the flat code).
     """
-    codes = np.asarray(codes)
-    code_shape = codes.shape[1:]
-    flat = codes.reshape(len(codes), -1)
+    code_shape = summary.code_shape
     if len(code_shape) == 1:
         units = np.arange(code_shape[0])
     else:
         centre = tuple(size // 2 for size in code_shape[:-1])
         units = [np.ravel_multi_index((*centre, c), code_shape) for c in range(code_shape[-1])]
     units = np.asarray(units)[:max_tiles]
-    mean = flat.mean(axis=0)
+    mean = summary.mean_code().reshape(-1)
     bumped = np.repeat(mean[None], len(units), axis=0)
-    bumped[np.arange(len(units)), units] = flat.max(axis=0)[units]
+    bumped[np.arange(len(units)), units] = summary.max_code().reshape(-1)[units]
     decoded = decoder.predict(
         np.concatenate([mean[None], bumped]).reshape((-1, *code_shape)), verbose=0
     )
@@ -93,6 +100,60 @@ def dictionary_atoms(model, image_shape, max_tiles=MAX_DICTIONARY_TILES):
     return rows.reshape(shape), columns[:max_tiles].reshape(shape)
 
 
+def chunk_size(model):
+    """Images encoded at a time: as many as keep one chunk's codes (and probe
+    features) within CHUNK_BYTES, a multiple of PREDICT_BATCH_SIZE when above it."""
+    units = max(math.prod(m.output_shape[1:]) for m in (
+        model.get_layer(models.ENCODER), models.probe_feature_model(model)))
+    size = max(1, CHUNK_BYTES // (units * CODE_BYTES))
+    return size - size % PREDICT_BATCH_SIZE if size >= PREDICT_BATCH_SIZE else size
+
+
+def pool_for_probe(features, grid=PROBE_POOL_GRID):
+    """Max-pools feature maps (N, H, W, C) larger than `grid` x `grid` to that grid.
+
+    Each of H and W above `grid` is cut into `grid` near-equal runs (edges
+    round(i * H / grid)) and each cell keeps its largest value; smaller maps
+    and vector codes are returned as they are (so the zoo's 4x4 conv codes
+    reach the probe unchanged).
+    """
+    features = np.asarray(features)
+    if features.ndim != 4:
+        return features
+    for axis in (1, 2):
+        size = features.shape[axis]
+        if size > grid:
+            starts = np.round(np.arange(grid) * size / grid).astype(int)
+            features = np.maximum.reduceat(features, starts, axis=axis)
+    return features
+
+
+def _encode_in_chunks(model, images, *, size, codes=True, features=False):
+    """Yields (codes, pooled probe features) of `images`, `size` at a time (None when not asked)."""
+    encoder = model.get_layer(models.ENCODER)
+    feature_model = models.probe_feature_model(model)
+    for start in range(0, len(images), size):
+        chunk = images[start:start + size]
+        h = f = None
+        if codes or (features and feature_model is encoder):
+            h = encoder.predict(chunk, batch_size=PREDICT_BATCH_SIZE, verbose=0)
+        if features:
+            f = pool_for_probe(h if feature_model is encoder else feature_model.predict(
+                chunk, batch_size=PREDICT_BATCH_SIZE, verbose=0))
+        yield h, f
+
+
+def probe_features(model, images):
+    """The pooled probe features of `images` (N, ...), computed chunk by chunk."""
+    size, features = chunk_size(model), None
+    chunks = _encode_in_chunks(model, images, size=size, codes=False, features=True)
+    for start, (_, f) in zip(range(0, len(images), size), chunks):
+        if features is None:  # filled in place: a concatenation would hold them twice
+            features = np.empty((len(images), *f.shape[1:]), f.dtype)
+        features[start:start + len(f)] = f
+    return features
+
+
 def _quiet(message):
     """The default `progress`: says nothing."""
 
@@ -100,17 +161,30 @@ def _quiet(message):
 def compute_metrics(model, mnist, *, threshold=metrics.ACTIVE_THRESHOLD, probe=True,
                     progress=_quiet):
     """All test-set metrics of `model` on a `pipeline.data.Data` record (its
-    x_test in memory); also returns the arrays for the pictures.
+    x_test in memory).
 
+    The test examples are encoded and decoded chunk by chunk (`chunk_size`):
+    only the reconstructions, a `metrics.CodeSummary` of the codes and the
+    probe's pooled features are kept, never the codes of the whole set.
     Binary cross-entropy and PSNR (peak 1) only for data in [0, 1]; the
     linear probe only with labels for both splits (else "probe" says it was
     skipped), trained on at most PROBE_TRAIN_EXAMPLES training examples.
+
+    Returns:
+        (report, the CodeSummary of the test codes, the reconstructions).
     """
-    encoder, decoder = model.get_layer(models.ENCODER), model.get_layer(models.DECODER)
+    decoder = model.get_layer(models.DECODER)
+    summary = metrics.CodeSummary(threshold)
+    probing = probe and mnist.labelled
+    x_hat, test_features = [], []
+    for h, f in _encode_in_chunks(model, mnist.x_test, size=chunk_size(model),
+                                  features=probing):
+        summary.add(h)
+        x_hat.append(decoder.predict(h, batch_size=PREDICT_BATCH_SIZE, verbose=0))
+        test_features.append(f)
+    x_hat = np.concatenate(x_hat)
     x = mnist.x_test
-    codes = encoder.predict(x, batch_size=PREDICT_BATCH_SIZE, verbose=0)
-    x_hat = decoder.predict(codes, batch_size=PREDICT_BATCH_SIZE, verbose=0)
-    stats = metrics.code_statistics(codes, threshold)
+    stats = summary.statistics()
     pixels = {"bce": metrics.binary_cross_entropy(x, x_hat), "psnr_db": metrics.psnr(x, x_hat)}
     report = {
         "test_images": len(x),
@@ -125,17 +199,17 @@ def compute_metrics(model, mnist, *, threshold=metrics.ACTIVE_THRESHOLD, probe=T
     rho = callbacks.target_rho(model)
     if rho is not None:
         report["rho"] = rho
-        report["kl_to_rho"] = metrics.kl_to_rho(codes, rho)
+        report["kl_to_rho"] = metrics.kl_to_rho(summary, rho)
     if probe and not mnist.labelled:
         report["probe"] = {"skipped": PROBE_SKIPPED}
     elif probe:
         x_train = mnist.x_train[:PROBE_TRAIN_EXAMPLES]
-        y_train = mnist.y_train[:PROBE_TRAIN_EXAMPLES]
         progress(f"encoding {len(x_train):,} training examples for the linear probes")
-        train_codes = encoder.predict(x_train, batch_size=PREDICT_BATCH_SIZE, verbose=0)
+        train_features = probe_features(model, x_train)
         progress("fitting the probes (logistic regression, linear SVM; C from a grid)")
-        report.update(probe_report(train_codes, y_train, codes, mnist.y_test))
-    return report, codes, x_hat
+        report.update(probe_report(train_features, mnist.y_train[:PROBE_TRAIN_EXAMPLES],
+                                   np.concatenate(test_features), mnist.y_test))
+    return report, summary, x_hat
 
 
 def probe_report(train_codes, y_train, test_codes, y_test):
@@ -160,15 +234,17 @@ def verify_subset_metrics(model, mnist, *, threshold=metrics.ACTIVE_THRESHOLD):
     return report
 
 
-def save_pictures(model, mnist, codes, x_hat, out, name, threshold):
-    """Writes the evaluation pictures (of codes; for images, of images too);
-    returns {picture: path}."""
-    dead = ~(np.asarray(codes).reshape(len(codes), -1) > threshold).any(axis=0)
+def save_pictures(model, mnist, summary, x_hat, out, name, threshold):
+    """Writes the evaluation pictures (of codes; for images, of images too;
+    `summary`: a metrics.CodeSummary of the test codes); returns {picture: path}."""
+    density = summary.density()
+    dead = density == 0
+    values, zeros = summary.nonzero_values()
     pictures = {
         "code_histogram": plots.save_code_histogram(
-            codes, out / f"{name}.code_histogram.png", threshold),
+            values, out / f"{name}.code_histogram.png", threshold, zeros=zeros),
         "feature_density": plots.save_feature_density(
-            callbacks.feature_density_log10(codes, threshold),
+            callbacks.density_log10(density),
             out / f"{name}.feature_density.png", callbacks.NEVER_FIRED_LOG10),
     }
     if mnist.kind != data.IMAGES:
@@ -178,7 +254,7 @@ def save_pictures(model, mnist, codes, x_hat, out, name, threshold):
         out / f"{name}.reconstructions.png")
     atoms = dictionary_atoms(model, mnist.x_test.shape[1:])
     if atoms is None:
-        features, units = decoder_features(model.get_layer(models.DECODER), codes)
+        features, units = decoder_features(model.get_layer(models.DECODER), summary)
         pictures["features"] = plots.save_features(
             features, out / f"{name}.features.png", "decoder response to each code unit",
             dead=dead[units])
@@ -265,8 +341,8 @@ def evaluate(model_path, *, data_path=None, labels=None, test_data=None, test_la
     check_input_shape(model, path, mnist)
     start = time.perf_counter()
     progress(f"encoding and decoding {len(mnist.x_test):,} test examples")
-    report, codes, x_hat = compute_metrics(model, mnist, threshold=threshold, probe=probe,
-                                           progress=progress)
+    report, summary, x_hat = compute_metrics(model, mnist, threshold=threshold, probe=probe,
+                                             progress=progress)
     seconds = time.perf_counter() - start
     _check_finite(report, path)
     report.update(model=os.path.relpath(path, out), model_sha256=model_sha256,
@@ -275,7 +351,7 @@ def evaluate(model_path, *, data_path=None, labels=None, test_data=None, test_la
                   **{f"{key}_file": value for key, value in mnist.files.items() if value})
     report["verify_subset"] = verify_subset_metrics(model, mnist, threshold=threshold)
     progress(f"drawing the pictures into {out}")
-    pictures = save_pictures(model, mnist, codes, x_hat, out, name, threshold)
+    pictures = save_pictures(model, mnist, summary, x_hat, out, name, threshold)
     report["pictures"] = {key: os.path.relpath(p, out) for key, p in pictures.items()}
     export.write_json(report, out / f"{name}.eval.json")
     return {**report, "seconds": seconds, "report": str(out / f"{name}.eval.json")}

@@ -56,6 +56,11 @@ DICT_DEAD_AFTER = 20_000
 # 0.098 at L0 32 of the Gao et al. TopK dictionary the zoo shipped until 2026-11-30).
 BATCHTOPK_DEAD_AFTER = 10_000
 
+# Conv-WTA: the paper's lifetime sparsity of its conv models, and the epochs
+# that fit 30 minutes of training on the shared 2-core machine.
+CONV_WTA_LIFETIME_SPARSITY = 0.2
+CONV_WTA_EPOCHS = 7
+
 ZOO = {
     "dense-none": ZooModel("dense", "none", dict(code_size=32, epochs=50)),
     "dense-l1": ZooModel(
@@ -97,6 +102,18 @@ ZOO = {
              batch_size=64),
         dict(below_peer_bce=True),
         ("Keras blog sparse conv AE, plain Keras fit, same epochs", None),
+    ),
+    # The shallow Conv-WTA of Makhzani & Frey 2015: 128 maps of 5x5 ReLU filters at
+    # full resolution, spatial + 20% lifetime winner-take-all (models.ConvWTA),
+    # one linear 11x11 transposed conv back to the image, MSE. The probe reads
+    # the ReLU maps max-pooled (pipeline/evaluation.py). Paper: 99.36%; target
+    # 99.0% (stretch 99.3%) under its protocol, a linear SVM on those features.
+    "conv-wta": ZooModel(
+        "conv", "none",
+        dict(code_size=128, filters=(), kernel_size=5, decoder_kernel_size=11, strides=1,
+             code_activation="convwta", lifetime_sparsity=CONV_WTA_LIFETIME_SPARSITY,
+             output_activation="linear", epochs=CONV_WTA_EPOCHS, batch_size=100),
+        dict(min_svm_probe_accuracy=0.990),
     ),
     # === Sparse dictionaries (models/dictionary.py) ===
     # The k-sparse autoencoder (Makhzani & Frey 2014) as its paper trains it: 1,000
@@ -162,12 +179,13 @@ SUMMARIES = {
     "conv-kl": "conv, 4x4x32 sigmoid map, KL",
     "conv-denoise": "conv L1, denoising (noise 0.3)",
     "conv-dense-l1": "the Keras blog's sparse conv model",
-    "dict-topk": "TopK dictionary",
+    "dict-topk": "k-sparse autoencoder, 1,000 tied latents, k = 25, 3k kept",
     "dict-batchtopk": "BatchTopK dictionary, 2,048 latents, k = 32",
-    "dict-wta": "lifetime winner-take-all dictionary",
+    "dict-wta": "FC-WTA, 2,000 tied latents, 5% lifetime",
     "dict-l1": "ReLU + L1 dictionary, 1,024 latents",
     "dict-kl": "UFLDL sigmoid + KL dictionary, 1,024 latents",
     "dict-contractive": "contractive dictionary, 1,024 latents",
+    "conv-wta": "convolutional winner-take-all, 128 maps",
 }
 
 

@@ -127,10 +127,17 @@ def save_feature_density(density_log10, path, never_fired):
     return _save(fig, path)
 
 
-def save_code_histogram(codes, path, threshold):
-    """PNG histogram of all code activations, log counts, with the activity threshold."""
+def save_code_histogram(codes, path, threshold, *, zeros=0):
+    """PNG histogram of all code activations, log counts, with the activity threshold.
+
+    `codes`: the activations (any shape); `zeros`: how many more activations
+    are 0 (a sparse code can pass its non-zero values only).
+    """
+    values = np.ravel(codes)
+    edges = np.histogram_bin_edges(np.append(values, 0) if zeros else values, HISTOGRAM_BINS)
+    counts = np.histogram(values, edges)[0] + zeros * np.histogram(np.zeros(1), edges)[0]
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.hist(np.ravel(codes), bins=HISTOGRAM_BINS, log=True)
+    ax.hist(edges[:-1], bins=edges, weights=counts, log=True)
     ax.axvline(threshold, color="red", linestyle="--", label=f"active > {threshold:g}")
     ax.set_xlabel("code activation")
     ax.set_ylabel("count (log)")

@@ -9,6 +9,9 @@ import models
 from models.activations import THRESHOLD_MOMENTUM, BatchTopK, Gated, JumpReLU, LifetimeWTA, TopK
 
 
+from models.activations import THRESHOLD_MOMENTUM, BatchTopK, ConvWTA, LifetimeWTA, TopK
+
+
 def scores(batch=16, units=40, seed=0):
     return np.random.default_rng(seed).normal(size=(batch, units)).astype("float32")
 
@@ -74,10 +77,73 @@ def test_wta_keeps_p_percent_of_each_unit_in_training_and_relu_at_inference():
     np.testing.assert_array_equal(np.asarray(layer(z - 0.5, training=False)), np.maximum(z - 0.5, 0))
 
 
+def conv_wta_reference(z, p, threshold=None):
+    """NumPy Conv-WTA: per example and map the largest of relu(z) (spatial), then
+    per map the ceil(p * B) largest of those winners (lifetime; training), or the
+    winners >= `threshold` (inference). Returns (h, the batch's thresholds)."""
+    r = np.maximum(z, 0)
+    winners = r.max(axis=(1, 2), keepdims=True)
+    count = int(np.ceil(p * len(z)))
+    batch_thresholds = np.sort(winners, axis=0)[len(z) - count]
+    thresholds = batch_thresholds if threshold is None else threshold
+    keep = (r >= winners) & (winners >= thresholds)
+    return np.where(keep, r, 0), batch_thresholds.reshape(-1)
+
+
+def maps(batch=10, size=5, channels=3, seed=0):
+    return np.random.default_rng(seed).normal(size=(batch, size, size, channels)).astype("float32")
+
+
+def test_conv_wta_matches_the_numpy_reference_and_keeps_a_running_threshold():
+    layer = ConvWTA(0.2)
+    # Before training, the threshold is 0: every spatial winner is kept.
+    np.testing.assert_array_equal(np.asarray(layer(maps(), training=False)),
+                                  conv_wta_reference(maps(), 0.2, threshold=0.0)[0])
+    running = None
+    for seed in range(3):
+        z = maps(seed=seed)
+        h = np.asarray(layer(z, training=True))
+        expected, batch_thresholds = conv_wta_reference(z, 0.2)
+        np.testing.assert_array_equal(h, expected)
+        per_map = (h > 0).sum(axis=(1, 2))  # (B, C): one winner per example and map at most
+        assert per_map.max() == 1
+        np.testing.assert_array_equal(per_map.sum(axis=0), [2, 2, 2])  # ceil(0.2 * 10)
+        running = batch_thresholds if running is None else (
+            THRESHOLD_MOMENTUM * running + (1 - THRESHOLD_MOMENTUM) * batch_thresholds)
+        np.testing.assert_allclose(np.asarray(layer.threshold), running, rtol=1e-6)
+    z = maps(seed=7)
+    np.testing.assert_array_equal(np.asarray(layer(z, training=False)),
+                                  conv_wta_reference(z, 0.2, threshold=running)[0])
+
+
+def test_conv_wta_gradient_flows_through_the_kept_units_only():
+    z = tf.constant(maps())
+    with tf.GradientTape() as tape:
+        tape.watch(z)
+        h = ConvWTA(0.3)(z, training=True)
+        total = tf.reduce_sum(h)
+    gradient = tape.gradient(total, z).numpy()
+    np.testing.assert_array_equal(gradient, (h.numpy() > 0).astype("float32"))
+    assert 0 < (gradient > 0).sum() == 3 * 3  # ceil(0.3 * 10) = 3 winners in each of 3 maps
+
+
+def test_conv_wta_probe_features_are_the_maps_without_winners():
+    z = maps()
+    np.testing.assert_array_equal(np.asarray(ConvWTA(0.2).probe_features(z)), np.maximum(z, 0))
+
+
+def test_conv_wta_refuses_a_code_that_is_not_a_map():
+    with pytest.raises(ValueError, match="Expected a code map of shape"):
+        ConvWTA(0.2)(scores())
+
+
 @pytest.mark.parametrize("layer", [TopK(3, initial_k=6, schedule_examples=100, encode_multiplier=2.0),
                                    BatchTopK(4), LifetimeWTA(0.2),
                                    JumpReLU(0.02, bandwidth=0.01, l0_coefficient=0.3),
                                    Gated(l1_coefficient=0.2)])
+
+
+                                   BatchTopK(4), LifetimeWTA(0.2), ConvWTA(0.05)])
 def test_config_round_trip_and_registry(layer):
     restored = keras.saving.deserialize_keras_object(
         json.loads(json.dumps(keras.saving.serialize_keras_object(layer))))
@@ -93,6 +159,7 @@ def test_config_round_trip_and_registry(layer):
         (lambda: TopK(5, initial_k=3), "Received: initial_k=3"),
         (lambda: TopK(5, encode_multiplier=0.5), "Received: encode_multiplier=0.5"),
         (lambda: LifetimeWTA(0.0), "Received: lifetime_sparsity=0.0"),
+        (lambda: ConvWTA(1.5), "Received: lifetime_sparsity=1.5"),
         (lambda: BatchTopK(-1), "Received: k=-1"),
         (lambda: JumpReLU(initial_threshold=0.0), "Received: initial_threshold=0.0"),
         (lambda: JumpReLU(bandwidth=-1.0), "Received: bandwidth=-1.0"),

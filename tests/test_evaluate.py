@@ -77,7 +77,7 @@ def test_decoder_features_of_a_linear_decoder_are_its_columns():
     )
     decoder = model.get_layer("decoder")
     codes = np.random.default_rng(0).random((20, 4)).astype("float32")
-    features, units = evaluate.decoder_features(decoder, codes)
+    features, units = evaluate.decoder_features(decoder, metrics.CodeSummary().add(codes))
     assert list(units) == [0, 1, 2, 3]
     kernel = np.asarray(decoder.layers[0].kernel)  # (4, 6)
     bump = codes.max(axis=0) - codes.mean(axis=0)
@@ -87,8 +87,83 @@ def test_decoder_features_of_a_linear_decoder_are_its_columns():
 def test_conv_features_are_one_per_code_channel():
     model = models.build_conv_autoencoder((16, 16, 1), 5, filters=(4,))
     codes = np.random.default_rng(0).random((3, 4, 4, 5)).astype("float32")
-    features, _ = evaluate.decoder_features(model.get_layer("decoder"), codes)
+    features, _ = evaluate.decoder_features(model.get_layer("decoder"),
+                                            metrics.CodeSummary().add(codes))
     assert features.shape == (5, 16, 16, 1)
+
+
+# === Conv-WTA: chunked encoding, a summary of the codes, pooled probe features ===
+
+def test_pool_for_probe_max_pools_large_maps_and_leaves_small_codes():
+    maps = np.random.default_rng(0).random((3, 28, 28, 2)).astype("float32")
+    pooled = evaluate.pool_for_probe(maps, grid=4)
+    expected = maps.reshape(3, 4, 7, 4, 7, 2).max(axis=(2, 4))
+    np.testing.assert_array_equal(pooled, expected)
+    uneven = evaluate.pool_for_probe(maps[:, :10, :9], grid=4)  # runs 0:2:5:8:10, 0:2:4:7:9
+    assert uneven.shape == (3, 4, 4, 2)
+    assert uneven[0, 1, 2, 1] == maps[0, 2:5, 4:7, 1].max()
+    small = maps[:, :4, :4]
+    np.testing.assert_array_equal(evaluate.pool_for_probe(small, grid=4), small)
+    vectors = maps.reshape(3, -1)
+    np.testing.assert_array_equal(evaluate.pool_for_probe(vectors, grid=4), vectors)
+
+
+def conv_wta_model():
+    keras.utils.set_random_seed(0)
+    return models.build_conv_autoencoder(
+        (28, 28, 1), 6, filters=(), kernel_size=5, decoder_kernel_size=11, strides=1,
+        code_activation=models.ConvWTA(0.2), output_activation="linear")
+
+
+def test_chunked_metrics_equal_the_whole_set_at_once(tiny_mnist, monkeypatch):
+    """Conv-WTA's code is a 28x28 map with at most one winner per map and image;
+    the chunked evaluation gives the metrics of all codes at once."""
+    model = conv_wta_model()
+    mnist = datasets.load_mnist(tiny_mnist)
+    monkeypatch.setattr(evaluate, "CHUNK_BYTES", 7 * 28 * 28 * 6 * evaluate.CODE_BYTES)
+    assert evaluate.chunk_size(model) == 7
+    report, summary, x_hat = evaluate.compute_metrics(model, mnist, probe=False)
+    codes = np.asarray(model.get_layer("encoder")(mnist.x_test, training=False))
+    assert summary.code_shape == (28, 28, 6)
+    assert ((codes > 0).sum(axis=(1, 2)) <= 1).all()
+    for key, value in metrics.code_statistics(codes).items():
+        assert report[f"code_{key}"] == pytest.approx(value, rel=1e-6), key
+    np.testing.assert_allclose(x_hat, model(mnist.x_test), atol=1e-5)
+    np.testing.assert_allclose(summary.mean_code(), codes.mean(axis=0), atol=1e-6)
+    np.testing.assert_array_equal(summary.max_code(), codes.max(axis=0))
+    values, zeros = summary.nonzero_values()
+    assert len(values) + zeros == codes.size and np.array_equal(np.sort(values),
+                                                                np.sort(codes[codes != 0]))
+
+
+def test_conv_wta_probe_reads_the_pooled_relu_maps(tiny_mnist, monkeypatch):
+    model = conv_wta_model()
+    mnist = datasets.load_mnist(tiny_mnist)
+    monkeypatch.setattr(evaluate, "CHUNK_BYTES", 5 * 28 * 28 * 6 * evaluate.CODE_BYTES)
+    features = evaluate.probe_features(model, mnist.x_train)
+    encoder = model.get_layer("encoder")
+    relu_maps = np.maximum(np.asarray(encoder.get_layer("code")(mnist.x_train)), 0)
+    expected = relu_maps.reshape(-1, 4, 7, 4, 7, 6).max(axis=(2, 4))
+    np.testing.assert_allclose(features, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_4x4_conv_code_reaches_the_probe_as_it_is(tiny_mnist):
+    model = models.build_conv_autoencoder((28, 28, 1), 5, filters=(4, 4))
+    mnist = datasets.load_mnist(tiny_mnist)
+    np.testing.assert_array_equal(
+        evaluate.probe_features(model, mnist.x_train),
+        model.get_layer("encoder").predict(mnist.x_train, verbose=0))
+
+
+def test_code_histogram_of_nonzero_values_and_zeros_equals_the_full_one(tmp_path):
+    codes = np.random.default_rng(0).random(500).astype("float32")
+    codes[::3] = 0
+    from pipeline import plots
+
+    full = plots.save_code_histogram(codes, tmp_path / "full.png", 0.01)
+    split = plots.save_code_histogram(codes[codes != 0], tmp_path / "split.png", 0.01,
+                                      zeros=int((codes == 0).sum()))
+    assert full.read_bytes() == split.read_bytes()
 
 
 def test_missing_model_is_one_clear_line(tmp_path, tiny_mnist):

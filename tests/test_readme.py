@@ -16,7 +16,7 @@ def python_block(after_heading):
 def test_first_lines_are_the_two_commands():
     block = re.search(r"```bash\n(.*?)```", README, re.S).group(1).strip().splitlines()
     assert block[0].startswith("python3 -m venv .venv") and 'pip install -e ".[dev]"' in block[0]
-    assert "python train.py --model conv --reg l1" in block[0]
+    assert "python train.py --model dense --reg l1" in block[0]
     assert block[1].endswith("python -m pytest")
     assert README.index("```bash") < 30
 
@@ -31,8 +31,15 @@ def test_first_command_leaves_the_shipped_zoo_alone():
 
 
 def test_usage_example_runs_as_written(tmp_path):
-    code = python_block("## Use in your own code").replace("/tmp/my_sparse_ae.keras", str(tmp_path / "m.keras"))
+    code = python_block("## Use a model in your own code").replace("/tmp/my_sparse_ae.keras", str(tmp_path / "m.keras"))
     code += "\nassert codes.shape == (64, 4, 4, 32)\nnp.testing.assert_array_equal(restored.predict(x, verbose=0), model.predict(x, verbose=0))\n"
     result = run_python(["-c", code])
     assert result.returncode == 0, result.stderr[-3000:]
     assert Path(tmp_path / "m.keras").is_file()
+
+
+def test_readme_is_short_and_every_doc_it_links_exists():
+    assert len(README.splitlines()) <= 250
+    assert "this session" not in README.lower()
+    for link in re.findall(r"\]\(((?:docs|saved_models)/[^)]+)\)", README):
+        assert (ROOT / link).is_file(), link
