@@ -326,10 +326,12 @@ def _fit_reporting_tf_errors(model, config, strategy, datasets, sample, run_dir,
         return _fit(model, config, strategy, datasets, sample, run_dir, backup, callbacks,
                     False, backup_metadata, revival)
     except tf.errors.OpError as error:  # e.g. ResourceExhaustedError
+        # A non-chief worker's backup folder is a scratch folder, gone by now.
+        kept = (f"the last backup in {backup.directory} is kept"
+                if distribution.is_chief(strategy) else "the chief keeps the last backup")
         raise TrainingError(
             f"TensorFlow failed during training ({type(error).__name__}: "
-            f"{(error.message or '').strip().splitlines()[0][:200]}); the last backup in "
-            f"{backup.directory} is kept"
+            f"{(error.message or '').strip().splitlines()[0][:200]}); {kept}"
         ) from None
 
 

@@ -140,10 +140,7 @@ def test_conv_wta_refuses_a_code_that_is_not_a_map():
 @pytest.mark.parametrize("layer", [TopK(3, initial_k=6, schedule_examples=100, encode_multiplier=2.0),
                                    BatchTopK(4), LifetimeWTA(0.2),
                                    JumpReLU(0.02, bandwidth=0.01, l0_coefficient=0.3),
-                                   Gated(l1_coefficient=0.2)])
-
-
-                                   BatchTopK(4), LifetimeWTA(0.2), ConvWTA(0.05)])
+                                   Gated(l1_coefficient=0.2), ConvWTA(0.05)])
 def test_config_round_trip_and_registry(layer):
     restored = keras.saving.deserialize_keras_object(
         json.loads(json.dumps(keras.saving.serialize_keras_object(layer))))

@@ -26,6 +26,17 @@ KINDS = {
         SHAPE, 16, code_activation=models.BatchTopK(3)),
     "dict-wta-tied": lambda: models.build_dictionary_autoencoder(
         SHAPE, 16, code_activation=models.LifetimeWTA(0.2), tied_weights=True),
+    "dict-jumprelu": lambda: models.build_dictionary_autoencoder(
+        SHAPE, 16, code_activation=models.activations.JumpReLU()),
+    "dict-gated": lambda: models.build_dictionary_autoencoder(
+        SHAPE, 16, code_activation=models.activations.Gated()),
+    "dict-matryoshka": lambda: models.build_dictionary_autoencoder(
+        SHAPE, 16, code_activation=models.BatchTopK(3), prefixes=(8,)),
+    "dict-vectors-normalized": lambda: models.build_dictionary_autoencoder(
+        SHAPE, 16, code_activation=models.TopK(3), normalize="mean-norm"),
+    "conv-wta": lambda: models.build_conv_autoencoder(
+        SHAPE, 4, filters=(), strides=1, decoder_kernel_size=5,
+        code_activation=models.ConvWTA(0.5), output_activation="linear"),
 }
 
 LOAD_ALL = """

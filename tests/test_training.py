@@ -197,3 +197,26 @@ def test_leftovers_of_killed_runs_are_removed_on_the_next_run(tmp_path, monkeypa
     training.remove_dead_workers_scratch("m")
     assert sorted(p.name for p in (tmp_path / "tmp").iterdir()) == [
         f"m-2-worker-{dead}-x", f"m-worker-{os.getppid()}-abc"]
+
+
+@pytest.mark.parametrize("chief, says", [(True, "the last backup in /b is kept"),
+                                         (False, "the chief keeps the last backup")])
+def test_a_tensorflow_error_names_the_backup_only_where_it_is(monkeypatch, chief, says):
+    """A non-chief worker's backup lives in its scratch folder, deleted before the error
+    reaches the user (issue 25): its message points to the chief's."""
+    import types
+
+    import tensorflow as tf
+
+    from pipeline import distribution
+
+    def fail(*args, **kwargs):
+        raise tf.errors.ResourceExhaustedError(None, None, "out of memory")
+
+    monkeypatch.setattr(training, "_fit", fail)
+    monkeypatch.setattr(distribution, "is_chief", lambda strategy: chief)
+    with pytest.raises(training.TrainingError) as info:
+        training._fit_reporting_tf_errors(None, None, None, None, None, None,
+                                          types.SimpleNamespace(directory="/b"), (), None, None)
+    assert str(info.value).endswith(says)
+    assert "ResourceExhaustedError: out of memory" in str(info.value)
