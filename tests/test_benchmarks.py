@@ -94,6 +94,6 @@ def test_compact_table_has_a_row_per_model_and_the_pixel_baseline(tmp_path):
               "code_l0": 156.4, "code_num_units": 2000, "code_dead_fraction": 0.0}
     lines = zoo_benchmark.compact_table([("dict-wta", {}, report)], tmp_path,
                                         pixels="92.51% / 91.80%").splitlines()
-    assert lines[2] == ("| dict-wta | lifetime winner-take-all dictionary | 0.0800 "
+    assert lines[2] == (f"| dict-wta | {manifest.SUMMARIES['dict-wta']} | 0.0800 "
                         "| 98.70% / 98.66% | 156 / 2000 | 0.0 | 1.0 |")
     assert lines[3].startswith("| raw pixels | the probes' baseline | - | 92.51% / 91.80% |")
