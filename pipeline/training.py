@@ -5,6 +5,7 @@ train.py is a thin command line over `train`; the benchmarks and tests use
 """
 
 import dataclasses
+import math
 import os
 import platform
 import re

@@ -208,7 +208,7 @@ def test_the_cli_writes_to_reports_and_compares_with_the_shipped_report(
     assert json.loads(written.read_text())["bce"] == json.loads(
         (path.parent / "tiny-kl.eval.json").read_text())["bce"]
     out, err = capsys.readouterr()
-    assert f"wrote reports/tiny-kl/tiny-kl.eval.json and its pictures" in out
+    assert "wrote reports/tiny-kl/tiny-kl.eval.json and its pictures" in out
     assert f"matches {path.parent / 'tiny-kl.eval.json'}" in out
     assert "evaluate.py: encoding and decoding" in err  # a line per stage
     # A shipped report whose numbers differ: each difference is printed.

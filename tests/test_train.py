@@ -205,7 +205,7 @@ def test_command_line_in_a_subprocess(tmp_path, tiny_mnist):
     for flag in ("--model {dense,conv,dictionary}", "--reg {none,l1,kl,contractive}", "--dry-run",
                  "--seed", "--limit", "--code-activation", "--k K", "--contractive-weight"):
         assert flag in help_text
-    assert "(default: saved_models)" in help_text
+    assert "(default: runs)" in help_text
 
 
 def digest_tree(folder):
