@@ -67,8 +67,11 @@ def sources_sha256():
 
 
 def as_typed(value):
-    """A flag value as typed on the command line: (16, 32) and [16, 32] as 16,32."""
-    return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
+    """A flag value as typed on the command line: (16, 32) and [16, 32] as 16,32,
+    1/12 as 0.0833333."""
+    if isinstance(value, (tuple, list)):
+        return ",".join(map(str, value))
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
 def _default_text(option, families):
@@ -85,6 +88,8 @@ def _default_text(option, families):
             continue
         if owner[0] == "model":
             default = families[owner[1]].get(option.name, default)
+            if default is None and ("training",) in option.defaults:
+                continue  # the run's value reaches the builder (the seed)
         shown.append(f"{owner[-1]} {as_typed(default)}")
     return "; ".join(dict.fromkeys(shown))
 

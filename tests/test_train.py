@@ -477,6 +477,9 @@ def test_help_shows_defaults_and_print_config_resolves_without_training(tmp_path
         train.main(["--help"])
     help_text = capsys.readouterr().out
     assert "(default: None)" not in help_text
+    flat = " ".join(help_text.split())
+    assert "shuffling); dictionary: seed of the dictionary's initial weights (default: 1337)" in flat
+    assert "share of the training set held out (default: 0.0833333)" in flat
     assert "training epochs (default: 20; dense 50)" in " ".join(help_text.split())
     assert "dense-kl     --model dense --reg kl" in help_text
     config = train.main(["--preset", "dense-kl", "--rho", "0.1", "--print-config",
