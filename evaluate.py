@@ -57,7 +57,7 @@ def main(argv=None):
         from pipeline import browser
         from pipeline import evaluation
 
-        reports = []
+        reports, reports_dir = [], Path(flags.table()["default_reports_dir"])
         for model in args.model:
             if args.browser:
                 path = browser.write_browser(
@@ -66,7 +66,7 @@ def main(argv=None):
                 print(f"wrote {path / 'index.html'}")
                 reports.append({"browser": str(path)})
                 continue
-            out = args.out or Path(flags.table()["default_reports_dir"]) / Path(model).stem
+            out = args.out or reports_dir / Path(model).stem
             reports.append(evaluation.evaluate(
                 model, data_path=args.data, labels=args.labels, test_data=args.test_data,
                 test_labels=args.test_labels, limit=args.limit, out=out,

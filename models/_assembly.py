@@ -48,16 +48,6 @@ def check_positive_int(name, value):
     return value
 
 
-def check_positive_float(name, value):
-    """Returns `value` as a float if it is a finite number > 0, else a Keras-style ValueError."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-            math.isfinite(value) and value > 0):
-        raise ValueError(
-            f"Expected `{name}` to be a finite number > 0. Received: {name}={value!r}"
-        )
-    return float(value)
-
-
 def check_int_tuple(name, values):
     """Returns `values` as a tuple of positive ints (it may be empty)."""
     if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):

@@ -283,7 +283,8 @@ class LifetimeWTA(_CodeActivation):
         return {**super().get_config(), "lifetime_sparsity": self.lifetime_sparsity}
 
 
-def _check_positive_float(name, value):
+def check_positive_float(name, value):
+    """Returns `value` as a float if it is a finite number > 0, else a Keras-style ValueError."""
     if (isinstance(value, bool) or not isinstance(value, (int, float))
             or not math.isfinite(value) or value <= 0):
         raise ValueError(f"Expected `{name}` to be a finite number > 0. Received: {name}={value!r}")
@@ -373,8 +374,8 @@ class JumpReLU(_CodeActivation):
     def __init__(self, initial_threshold=1e-3, bandwidth=1e-3, l0_coefficient=1e-3, **kwargs):
         kwargs.pop("positive", None)  # z * H(z - theta) >= 0 already
         super().__init__(positive=True, **kwargs)
-        self.initial_threshold = _check_positive_float("initial_threshold", initial_threshold)
-        self.bandwidth = _check_positive_float("bandwidth", bandwidth)
+        self.initial_threshold = check_positive_float("initial_threshold", initial_threshold)
+        self.bandwidth = check_positive_float("bandwidth", bandwidth)
         self.l0_coefficient = _check_coefficient("l0_coefficient", l0_coefficient)
 
     def build(self, input_shape):

@@ -59,6 +59,7 @@ from keras import ops
 
 from models import _assembly
 from models.activations import SERIALIZATION_PACKAGE
+from models.activations import check_positive_float
 from models.layers import Bias
 from models.layers import CodeDense
 
@@ -377,7 +378,7 @@ def build_dictionary_autoencoder(
     regularizer, code_penalty = _assembly.resolve_penalty(
         activity_regularizer, code_activation, accepts_code_penalty=True
     )
-    initial_norm = _assembly.check_positive_float("initial_norm", initial_norm)
+    initial_norm = check_positive_float("initial_norm", initial_norm)
     normalizing, denormalizing = _assembly.normalization_layers(normalize, output_activation)
     pixels = math.prod(input_shape)
     # === Decoder rows: random vectors of initial_norm; the encoder starts as their transpose ===
