@@ -157,6 +157,31 @@ def resolve(args):
     return config_lib.resolve_config(model, reg, preset=preset, **overrides), name
 
 
+def run_name(args, table=None):
+    """The export name of a command, as `resolve` and training give it, from the
+    flag table alone (no TensorFlow): --name, else the preset, else MODEL-REG
+    (REG "none" for a code activation that is sparse by itself, as in `resolve`)."""
+    table = table or flags.table()
+    if args.name or args.preset:
+        return args.name or args.preset
+    sparse_code = args.code_activation in table["code_activations"]
+    reg = args.reg or ("none" if sparse_code else table["default_reg"])
+    return f"{args.model or table['default_model']}-{reg}"
+
+
+def check_target_early(args):
+    """Refuses a target the export could not replace before TensorFlow is imported
+    (pipeline.artefacts; training checks again with its resolved name)."""
+    if args.print_config or args.dry_run:
+        return
+    from pipeline import artefacts
+
+    table = flags.table()
+    name = artefacts.check_name(run_name(args, table))
+    logdir = Path(args.logdir or Path(table["default_log_root"]) / name)  # as training's
+    artefacts.check_targets(Path(args.out), name, logdir, overwrite=args.overwrite)
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
@@ -184,6 +209,10 @@ def _report(summary, args):
 
 def main(argv=None):
     args = parse_args(argv)
+    try:
+        check_target_early(args)
+    except (ValueError, OSError) as error:  # a bad name; an OutputError
+        sys.exit(f"train.py: error: {error}")
     flags.quiet_tensorflow()  # before TensorFlow is imported (by the lines below)
     previous = signal.signal(signal.SIGTERM, _interrupt)  # handled like Ctrl-C
     try:

@@ -5,6 +5,7 @@
     python -m benchmarks.speed --precision [NAME ...]   # float32 against mixed_bfloat16
     python -m benchmarks.speed --epoch-times [NAME ...] # per-epoch seconds: the stall
     python -m benchmarks.speed --memory [NAME ...]      # peak RSS of each training process
+    python -m benchmarks.speed --eval-memory [NAME ...] # peak RSS of each evaluate.py process
     python -m benchmarks.speed --peers --torch-python /path/to/python   # whole process
     python -m benchmarks.speed --step-times [NAME ...]  # ms/step per precision and optimizer
 
@@ -406,6 +407,21 @@ def memory_table(names, data_path, epochs=MEMORY_EPOCHS):
         print(f"| {name} | {policy} | {peak:,.0f} | {seconds:.1f} |", flush=True)
 
 
+def eval_memory_table(names, data_path):
+    """Peak RSS of each shipped model's whole `evaluate.py` process (the README's
+    command: metrics, both probes, pictures), writing to a scratch folder."""
+    print("| zoo model | code units | peak RSS MB | wall s |\n|---|---|---|---|")
+    for name in names or manifest.ZOO:
+        scratch = Path(tempfile.mkdtemp())
+        try:
+            seconds, peak, _ = run_process([sys.executable, "evaluate.py", name, "--data",
+                                            str(data_path), "--out", str(scratch)])
+            units = json.loads((scratch / f"{name}.eval.json").read_text())["code_num_units"]
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        print(f"| {name} | {units:,} | {peak:,.0f} | {seconds:.0f} |", flush=True)
+
+
 def startup_seconds():
     """Seconds to import the training stack in a fresh process (what --help avoids)."""
     seconds, _, _ = run_process([sys.executable, "-c", "from pipeline import training"])
@@ -478,6 +494,9 @@ def main(argv=None):
     parser.add_argument("--memory", nargs="*", metavar="NAME", default=None,
                         help="only: peak RSS of a training process of these zoo models (all "
                              "when none are named)")
+    parser.add_argument("--eval-memory", nargs="*", metavar="NAME", default=None,
+                        help="only: peak RSS of an evaluate.py process of these shipped "
+                             "models (all when none are named)")
     parser.add_argument("--peers", action="store_true",
                         help="only: whole-process time of train.py against the peers' own code")
     parser.add_argument("--torch-python", default=None,
@@ -496,7 +515,7 @@ def main(argv=None):
     data_path = datasets.resolve_data_path(args.data)
     # The tables that train zoo models by name: the first flag given runs alone.
     for names, table in ((args.precision, precision_table), (args.epoch_times, epoch_times_table),
-                         (args.memory, memory_table),
+                         (args.memory, memory_table), (args.eval_memory, eval_memory_table),
                          (args.time_to_quality, time_to_quality_table),
                          (args.step_times, step_times_table)):
         if names is not None:

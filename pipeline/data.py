@@ -18,7 +18,6 @@ any finite range (or uint8, scaled the same way).
 """
 
 import dataclasses
-import hashlib
 import math
 import os
 import zipfile
@@ -27,6 +26,8 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
+
+from pipeline.artefacts import file_sha256  # noqa: F401  (data.file_sha256)
 
 DATA_ENV_VAR = "SPARSE_AE_ZOO_DATA"
 MNIST_KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -37,7 +38,6 @@ PIXEL_MAX = 255.0
 # The validation metrics (explained variance) need two images that differ.
 MIN_VALIDATION_IMAGES = 2
 KERAS_DOWNLOAD = "keras.datasets.mnist"
-HASH_CHUNK_BYTES = 1 << 20
 ZIP_MAGIC = b"PK\x03\x04"  # a .npz is a zip archive
 NPY_MAGIC = b"\x93NUMPY"
 MAGIC_NAMES = {ZIP_MAGIC: "a zip archive, as numpy.savez writes",
@@ -141,15 +141,6 @@ def resolve_data_path(path=None):
     """Returns the local data file to use (`path`, else $SPARSE_AE_ZOO_DATA), or None."""
     path = path or os.environ.get(DATA_ENV_VAR) or None
     return Path(path) if path else None
-
-
-def file_sha256(path):
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(HASH_CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # === Files ===

@@ -9,7 +9,9 @@ import os
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
+import scipy.sparse
 
 import models
 from models.dictionary import DICTIONARY_LAYER
@@ -32,9 +34,10 @@ PREDICT_BATCH_SIZE = 1024
 PROBE_TRAIN_EXAMPLES = 60_000
 PROBE_SKIPPED = "no labels for both the training and test examples"
 # The images encoded at a time hold at most this many bytes of codes (float32,
-# CODE_BYTES each): a whole test set of the zoo's small codes, 160 images of
-# Conv-WTA's 28x28x128 maps.
-CHUNK_BYTES = 64 * 2**20
+# CODE_BYTES each): 2,048 images of a 2,048-latent dictionary, 40 of Conv-WTA's
+# 28x28x128 maps. Larger chunks only raise the peak memory: at 64 MB the
+# largest dictionary's evaluation peaked 300 MB higher, no faster.
+CHUNK_BYTES = 16 * 2**20
 CODE_BYTES = 4
 # The probe reads conv feature maps max-pooled to at most this grid
 # (`pool_for_probe`).
@@ -79,17 +82,17 @@ def decoder_features(decoder, summary, max_tiles=MAX_FEATURE_TILES):
     mean = summary.mean_code().reshape(-1)
     bumped = np.repeat(mean[None], len(units), axis=0)
     bumped[np.arange(len(units)), units] = summary.max_code().reshape(-1)[units]
-    decoded = decoder.predict(
-        np.concatenate([mean[None], bumped]).reshape((-1, *code_shape)), verbose=0
-    )
+    decoded = predict(decoder, np.concatenate([mean[None], bumped]).reshape((-1, *code_shape)))
     return decoded[1:] - decoded[:1], units
 
 
-def dictionary_atoms(model, image_shape, max_tiles=MAX_DICTIONARY_TILES):
+def dictionary_atoms(model, image_shape, max_tiles=None):
     """(decoder rows, encoder columns) of a dictionary as images, or None.
 
-    Each of shape (units, *image_shape), the first `max_tiles` latents.
+    Each of shape (units, *image_shape), the first `max_tiles` (default
+    MAX_DICTIONARY_TILES) latents.
     """
+    max_tiles = max_tiles or MAX_DICTIONARY_TILES
     decoder = model.get_layer(models.DECODER)
     names = [layer.name for layer in decoder.layers]
     if DICTIONARY_LAYER not in names:
@@ -128,30 +131,55 @@ def pool_for_probe(features, grid=PROBE_POOL_GRID):
     return features
 
 
+def predict(model, x, batch_size=PREDICT_BATCH_SIZE):
+    """model(x) in inference mode, `batch_size` examples at a time, as one array.
+
+    Calls the model itself: `Model.predict`'s data pipeline held about 300 MB
+    more at its peak for the same 8,192 codes of 2,048 units.
+    """
+    outputs = [keras.ops.convert_to_numpy(model(x[start:start + batch_size], training=False))
+               for start in range(0, len(x), batch_size)]
+    return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+
+
 def _encode_in_chunks(model, images, *, size, codes=True, features=False):
     """Yields (codes, pooled probe features) of `images`, `size` at a time (None when not asked)."""
     encoder = model.get_layer(models.ENCODER)
     feature_model = models.probe_feature_model(model)
     for start in range(0, len(images), size):
-        chunk = images[start:start + size]
+        chunk = data.scale_images(np.asarray(images[start:start + size]))
         h = f = None
         if codes or (features and feature_model is encoder):
-            h = encoder.predict(chunk, batch_size=PREDICT_BATCH_SIZE, verbose=0)
+            h = predict(encoder, chunk)
         if features:
-            f = pool_for_probe(h if feature_model is encoder else feature_model.predict(
-                chunk, batch_size=PREDICT_BATCH_SIZE, verbose=0))
+            f = pool_for_probe(h if feature_model is encoder else predict(feature_model, chunk))
         yield h, f
 
 
 def probe_features(model, images):
-    """The pooled probe features of `images` (N, ...), computed chunk by chunk."""
-    size, features = chunk_size(model), None
-    chunks = _encode_in_chunks(model, images, size=size, codes=False, features=True)
-    for start, (_, f) in zip(range(0, len(images), size), chunks):
-        if features is None:  # filled in place: a concatenation would hold them twice
-            features = np.empty((len(images), *f.shape[1:]), f.dtype)
-        features[start:start + len(f)] = f
-    return features
+    """The pooled probe features of `images`, flattened to (N, units), chunk by chunk.
+
+    Sparse features (fewer than `probe.SPARSE_BELOW` non-zeros in the first
+    chunk) are gathered as a CSR matrix, so the dense features of every image
+    are never held at once; dense ones are filled into one float32 array.
+    """
+    chunks = _encode_in_chunks(model, images, size=chunk_size(model), codes=False, features=True)
+    return _stack_features((f for _, f in chunks), len(images))
+
+
+def _stack_features(chunks, total):
+    """(N, units) probe features of `total` examples from their chunks (`probe_features`)."""
+    parts, features, filled = [], None, 0
+    for chunk in chunks:
+        chunk = chunk.reshape(len(chunk), -1)
+        if not parts and features is None and not probe_lib.is_sparse(chunk):
+            features = np.empty((total, chunk.shape[1]), chunk.dtype)  # filled in place
+        if features is None:
+            parts.append(scipy.sparse.csr_matrix(chunk))
+        else:
+            features[filled:filled + len(chunk)] = chunk
+        filled += len(chunk)
+    return features if features is not None else scipy.sparse.vstack(parts, format="csr")
 
 
 def _quiet(message):
@@ -177,13 +205,13 @@ def compute_metrics(model, mnist, *, threshold=metrics.ACTIVE_THRESHOLD, probe=T
     summary = metrics.CodeSummary(threshold)
     probing = probe and mnist.labelled
     x_hat, test_features = [], []
-    for h, f in _encode_in_chunks(model, mnist.x_test, size=chunk_size(model),
-                                  features=probing):
+    x = data.scale_images(np.asarray(mnist.x_test))
+    for h, f in _encode_in_chunks(model, x, size=chunk_size(model), features=probing):
         summary.add(h)
-        x_hat.append(decoder.predict(h, batch_size=PREDICT_BATCH_SIZE, verbose=0))
+        x_hat.append(predict(decoder, h))
         test_features.append(f)
     x_hat = np.concatenate(x_hat)
-    x = mnist.x_test
+    test_features = _stack_features(test_features, len(x_hat)) if probing else None
     stats = summary.statistics()
     pixels = {"bce": metrics.binary_cross_entropy(x, x_hat), "psnr_db": metrics.psnr(x, x_hat)}
     report = {
@@ -208,15 +236,17 @@ def compute_metrics(model, mnist, *, threshold=metrics.ACTIVE_THRESHOLD, probe=T
         train_features = probe_features(model, x_train)
         progress("fitting the probes (logistic regression, linear SVM; C from a grid)")
         report.update(probe_report(train_features, mnist.y_train[:PROBE_TRAIN_EXAMPLES],
-                                   np.concatenate(test_features), mnist.y_test))
+                                   test_features, mnist.y_test, copy=False))  # ours to scale
     return report, summary, x_hat
 
 
-def probe_report(train_codes, y_train, test_codes, y_test):
+def probe_report(train_codes, y_train, test_codes, y_test, copy=True):
     """The report's probe entries: "probe" (pipeline.probe's results) and, when
     it ran, "probe_accuracy" (the logistic regression's test accuracy, the
-    zoo's probe) and "probe_svm_accuracy"."""
-    results = probe_lib.probe_codes(train_codes, y_train, test_codes, y_test, seed=PROBE_SEED)
+    zoo's probe) and "probe_svm_accuracy". `copy=False`: the codes may be
+    scaled in place (`probe.probe_codes`)."""
+    results = probe_lib.probe_codes(train_codes, y_train, test_codes, y_test, seed=PROBE_SEED,
+                                    copy=copy)
     entries = {"probe": results}
     if probe_lib.LOGISTIC in results:
         entries["probe_accuracy"] = results[probe_lib.LOGISTIC]["accuracy"]
@@ -234,37 +264,66 @@ def verify_subset_metrics(model, mnist, *, threshold=metrics.ACTIVE_THRESHOLD):
     return report
 
 
+def _shown(count, total, what):
+    """"each of the 32 code units" or "the first 256 of 2,048 atoms"."""
+    return f"each of the {total:,} {what}" if count == total else (
+        f"the first {count:,} of {total:,} {what}")
+
+
 def save_pictures(model, mnist, summary, x_hat, out, name, threshold):
     """Writes the evaluation pictures (of codes; for images, of images too;
-    `summary`: a metrics.CodeSummary of the test codes); returns {picture: path}."""
+    `summary`: a metrics.CodeSummary of the test codes); returns {picture: path}.
+
+    Every title names the model and says what it counts: for a conv code the
+    feature density counts units (positions x channels), the features picture
+    channels (dead: never active at any position).
+    """
     density = summary.density()
     dead = density == 0
     values, zeros = summary.nonzero_values()
+    conv = len(summary.code_shape) > 1
+    units = "code units (positions x channels)" if conv else "code units"
     pictures = {
         "code_histogram": plots.save_code_histogram(
-            values, out / f"{name}.code_histogram.png", threshold, zeros=zeros),
+            values, out / f"{name}.code_histogram.png", threshold, zeros=zeros,
+            title=f"{name}: code activations on {summary.examples:,} test examples"),
         "feature_density": plots.save_feature_density(
-            callbacks.density_log10(density),
-            out / f"{name}.feature_density.png", callbacks.NEVER_FIRED_LOG10),
+            callbacks.density_log10(density), out / f"{name}.feature_density.png",
+            callbacks.NEVER_FIRED_LOG10, title=f"{name}: " + plots.density_title(
+                callbacks.density_log10(density), callbacks.NEVER_FIRED_LOG10, units)),
     }
     if mnist.kind != data.IMAGES:
         return {key: str(path) for key, path in pictures.items()}
     pictures["reconstructions"] = plots.save_reconstructions(
         mnist.x_test[:plots.GRID_IMAGES], x_hat[:plots.GRID_IMAGES],
-        out / f"{name}.reconstructions.png")
+        out / f"{name}.reconstructions.png",
+        title=f"{name}: test inputs (top) / reconstructions (bottom)")
     atoms = dictionary_atoms(model, mnist.x_test.shape[1:])
-    if atoms is None:
-        features, units = decoder_features(model.get_layer(models.DECODER), summary)
+    if atoms is None and conv:
+        channels = summary.code_shape[-1]
+        dead_channels = density.reshape(-1, channels).max(axis=0) == 0
+        features, _ = decoder_features(model.get_layer(models.DECODER), summary)
         pictures["features"] = plots.save_features(
-            features, out / f"{name}.features.png", "decoder response to each code unit",
-            dead=dead[units])
+            features, out / f"{name}.features.png",
+            f"{name}: decoder response to {_shown(len(features), channels, 'channels')} "
+            "(at the central position)",
+            dead=dead_channels[:len(features)], dead_label="channels never active")
+    elif atoms is None:
+        features, shown = decoder_features(model.get_layer(models.DECODER), summary)
+        pictures["features"] = plots.save_features(
+            features, out / f"{name}.features.png",
+            f"{name}: decoder response to {_shown(len(features), len(dead), 'code units')}",
+            dead=dead[shown])
     else:
         rows, columns = atoms
         shown = dead[: len(rows)]
+        atoms_shown = _shown(len(rows), len(dead), "latents")
         pictures["features"] = plots.save_features(
-            rows, out / f"{name}.features.png", "decoder rows (dictionary atoms)", dead=shown)
+            rows, out / f"{name}.features.png",
+            f"{name}: decoder rows (dictionary atoms), {atoms_shown}", dead=shown)
         pictures["encoder_features"] = plots.save_features(
-            columns, out / f"{name}.encoder_features.png", "encoder rows", dead=shown)
+            columns, out / f"{name}.encoder_features.png",
+            f"{name}: encoder rows, {atoms_shown}", dead=shown)
     return {key: str(path) for key, path in pictures.items()}
 
 
@@ -331,13 +390,15 @@ def evaluate(model_path, *, data_path=None, labels=None, test_data=None, test_la
     # Safe mode, every custom class registered; the hash is of the bytes loaded.
     progress(f"loading {path}")
     model, model_sha256 = export.load_model_and_sha256(path)
+    # The training examples stay as stored (uint8 MNIST: a quarter of the memory)
+    # and are scaled chunk by chunk for the probe; the test examples are held scaled.
     mnist = data.load_data(data_path, labels=labels, test_data=test_data,
-                           test_labels=test_labels, limit=limit)
+                           test_labels=test_labels, limit=limit, scaled=False)
     if mnist.x_test is None:
         raise data.DataError(
             f"Expected test examples to evaluate on: --test-data FILE.npy with an .npy "
             f"--data. Received: data='{mnist.source}' without --test-data")
-    mnist = dataclasses.replace(mnist, x_test=np.asarray(mnist.x_test))  # held in memory
+    mnist = dataclasses.replace(mnist, x_test=data.scale_images(np.asarray(mnist.x_test)))
     check_input_shape(model, path, mnist)
     start = time.perf_counter()
     progress(f"encoding and decoding {len(mnist.x_test):,} test examples")

@@ -22,7 +22,7 @@ TABLE_KEYS = frozenset({
     "sources_sha256", "models", "family_summaries", "regs", "default_model", "default_reg",
     "presets", "family_defaults", "options", "strategies", "default_cluster_timeout",
     "data_env_var", "default_out", "default_log_root", "default_models_dir", "active_threshold",
-    "default_reports_dir", "browser_top_k",
+    "default_reports_dir", "browser_top_k", "code_activations",
 })
 # The modules `build()` reads: the registries and the pipeline modules whose
 # names and defaults reach the table.
@@ -138,6 +138,7 @@ def build():
         "default_reports_dir": evaluation.DEFAULT_REPORTS_DIR,
         "active_threshold": metrics.ACTIVE_THRESHOLD,
         "browser_top_k": browser.TOP_K,
+        "code_activations": list(models.CODE_ACTIVATIONS),
     }
 
 

@@ -65,28 +65,41 @@ def _save(fig, path):
     return path
 
 
-def save_reconstructions(x, x_hat, path):
+def save_reconstructions(x, x_hat, path, title="inputs (top) / reconstructions (bottom)"):
     """PNG of inputs (top row) and reconstructions (bottom row)."""
     fig, ax = plt.subplots(figsize=(len(x), 2.4))
-    _show(ax, inputs_above_reconstructions(x, x_hat), "inputs (top) / reconstructions (bottom)")
+    _show(ax, inputs_above_reconstructions(x, x_hat), title)
     return _save(fig, path)
 
 
-def save_features(features, path, title, dead=None):
-    """PNG with one tile per code unit, all on one symmetric scale around 0.
+def normalize_tiles(features):
+    """Each tile divided by its own largest |value| (an all-zero tile stays 0).
 
-    Tiles share the colour scale [-m, m], m = max |features|, shown by a
-    colour bar, so that backgrounds agree and weak units look weak. Padding
-    and empty cells are drawn in PADDING_COLOUR; tiles of dead units (where
-    `dead` is True) get a DEAD_COLOUR frame.
+    A few strong units would otherwise set the colour scale of every tile and
+    leave the rest too faint to read.
+    """
+    features = np.asarray(features, dtype="float64")
+    peaks = np.max(np.abs(features.reshape(len(features), -1)), axis=1)
+    return features / np.where(peaks > 0, peaks, 1.0).reshape(-1, *[1] * (features.ndim - 1))
+
+
+def save_features(features, path, title, dead=None, dead_label="dead"):
+    """PNG with one tile per code unit, each tile on its own symmetric scale.
+
+    Each tile is divided by its largest |value| (`normalize_tiles`) and drawn
+    on [-1, 1] around 0 (white), so that every unit's pattern is visible.
+    Padding and empty cells are drawn in PADDING_COLOUR; tiles of dead units
+    (where `dead` is True) get a DEAD_COLOUR frame, counted in the title as
+    "(n `dead_label`, framed)".
 
     Args:
         features: (units, H, W, 1) or (units, H, W) array.
         path: the PNG to write.
         title: the figure title.
         dead: (units,) bool array, or None.
+        dead_label: what the dead count counts (e.g. "dead channels").
     """
-    features = np.asarray(features, dtype="float64")
+    features = normalize_tiles(features)
     if features.ndim == 4:
         features = features[..., 0]
     count, height, width = features.shape
@@ -97,37 +110,45 @@ def save_features(features, path, title, dead=None):
         row, col = divmod(index, ncols)
         top, left = row * (height + TILE_PAD), col * (width + TILE_PAD)
         grid[top : top + height, left : left + width] = tile
-    limit = float(np.max(np.abs(features))) or 1.0
     cmap = plt.get_cmap(FEATURE_CMAP).with_extremes(bad=PADDING_COLOUR)
     size = max(4.0, ncols * TILE_INCHES)
     fig, ax = plt.subplots(figsize=(size + 1, size))
-    image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=-limit, vmax=limit,
+    image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=-1, vmax=1,
                       interpolation="nearest")
     for index in np.flatnonzero(dead if dead is not None else []):
         row, col = divmod(int(index), ncols)
         ax.add_patch(plt.Rectangle(
             (col * (width + TILE_PAD) - 0.5, row * (height + TILE_PAD) - 0.5), width, height,
             fill=False, edgecolor=DEAD_COLOUR, linewidth=1.0))
-    fig.colorbar(image, ax=ax, fraction=0.04)
-    dead_note = f" ({int(np.sum(dead))} dead, framed)" if dead is not None and np.any(dead) else ""
+    fig.colorbar(image, ax=ax, fraction=0.04, label="value / the tile's largest |value|")
+    dead_note = (f" ({int(np.sum(dead))} {dead_label}, framed)"
+                 if dead is not None and np.any(dead) else "")
     ax.set_title(title + dead_note)
     ax.axis("off")
     return _save(fig, path)
 
 
-def save_feature_density(density_log10, path, never_fired):
-    """PNG histogram of log10 per-unit firing frequency; never-fired units counted apart."""
+def density_title(density_log10, never_fired, units="units"):
+    """"n of N `units` fire, m never" for a feature density picture."""
+    density_log10 = np.asarray(density_log10)
+    alive = int(np.sum(density_log10 > never_fired))
+    return f"{alive:,} of {len(density_log10):,} {units} fire, {len(density_log10) - alive:,} never"
+
+
+def save_feature_density(density_log10, path, never_fired, title=None):
+    """PNG histogram of log10 per-unit firing frequency; never-fired units counted
+    apart (title: `density_title` unless given)."""
     density_log10 = np.asarray(density_log10)
     alive = density_log10[density_log10 > never_fired]
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.hist(alive, bins=HISTOGRAM_BINS)
-    ax.set_xlabel("log10 feature density (fraction of test images a unit fires on)")
+    ax.set_xlabel("log10 feature density (fraction of test examples a unit fires on)")
     ax.set_ylabel("units")
-    ax.set_title(f"{len(alive)} units fire, {len(density_log10) - len(alive)} never")
+    ax.set_title(title or density_title(density_log10, never_fired))
     return _save(fig, path)
 
 
-def save_code_histogram(codes, path, threshold, *, zeros=0):
+def save_code_histogram(codes, path, threshold, *, zeros=0, title=None):
     """PNG histogram of all code activations, log counts, with the activity threshold.
 
     `codes`: the activations (any shape); `zeros`: how many more activations
@@ -141,5 +162,7 @@ def save_code_histogram(codes, path, threshold, *, zeros=0):
     ax.axvline(threshold, color="red", linestyle="--", label=f"active > {threshold:g}")
     ax.set_xlabel("code activation")
     ax.set_ylabel("count (log)")
+    if title:
+        ax.set_title(title)
     ax.legend()
     return _save(fig, path)

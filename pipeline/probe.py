@@ -39,6 +39,7 @@ HELD_OUT_FRACTION = 0.2
 MIN_TRAINING_CODES = 10
 MAX_ITER = 1000
 SPARSE_BELOW = 0.1
+SQUARES_BLOCK = 1 << 22  # values squared at a time for the scale
 # Below this many code units one BLAS thread: the fits' matrix products are too
 # small to share (two threads made a 32-unit fit 4x slower on a busy 2-core machine).
 ONE_THREAD_BELOW = 512
@@ -58,16 +59,45 @@ def _fit(kind, C, x, y, seed):
     return estimator, int(np.max(estimator.n_iter_))
 
 
-def prepare_codes(train_codes, test_codes):
-    """(train, test, scale): flattened, scaled codes, CSR where they are sparse."""
-    train = np.asarray(train_codes, "float32").reshape(len(train_codes), -1)
-    test = np.asarray(test_codes, "float32").reshape(len(test_codes), -1)
-    mean_square_norm = float(np.mean(np.sum(np.square(train, dtype="float64"), axis=1)))
+def _matrix(codes):
+    """(N, units) float32: a CSR matrix stays one, an array is flattened."""
+    if scipy.sparse.issparse(codes):
+        return scipy.sparse.csr_matrix(codes, dtype="float32")
+    return np.asarray(codes, "float32").reshape(len(codes), -1)
+
+
+def prepare_codes(train_codes, test_codes, copy=True):
+    """(train, test, scale): flattened, scaled codes, CSR where they are sparse.
+
+    Either may be given as a scipy.sparse matrix already (as evaluation builds
+    the codes of a sparse model, chunk by chunk): only its non-zeros are scaled.
+    With `copy=False`, float32 arrays given are scaled in place (no second
+    copy of 60,000 dense codes).
+    """
+    train, test = _matrix(train_codes), _matrix(test_codes)
+    values = (train.data if scipy.sparse.issparse(train) else train).reshape(-1)
+    mean_square_norm = sum(  # in float64, a block at a time: no float64 copy of the codes
+        float(np.sum(np.square(values[i:i + SQUARES_BLOCK], dtype="float64")))
+        for i in range(0, values.size, SQUARES_BLOCK)) / max(train.shape[0], 1)
     scale = 1.0 / np.sqrt(mean_square_norm) if mean_square_norm > 0 else 1.0
-    train, test = train * np.float32(scale), test * np.float32(scale)
-    if np.count_nonzero(train) < SPARSE_BELOW * train.size:
-        train, test = scipy.sparse.csr_matrix(train), scipy.sparse.csr_matrix(test)
+    if copy or scipy.sparse.issparse(train):
+        train = train * np.float32(scale)
+    else:
+        train *= np.float32(scale)
+    if copy or scipy.sparse.issparse(test):
+        test = test * np.float32(scale)
+    else:
+        test *= np.float32(scale)
+    if not scipy.sparse.issparse(train) and is_sparse(train):
+        train = scipy.sparse.csr_matrix(train)
+    if scipy.sparse.issparse(train) and not scipy.sparse.issparse(test):
+        test = scipy.sparse.csr_matrix(test)
     return train, test, scale
+
+
+def is_sparse(codes):
+    """True when fewer than SPARSE_BELOW of the values of `codes` are non-zero."""
+    return np.count_nonzero(codes) < SPARSE_BELOW * np.size(codes)
 
 
 def split_for_selection(labels, seed):
@@ -104,14 +134,17 @@ def probe(kind, train, y_train, test, y_test, split, seed=0):
     }
 
 
-def probe_codes(train_codes, y_train, test_codes, y_test, *, seed=0, kinds=(LOGISTIC, SVM)):
+def probe_codes(train_codes, y_train, test_codes, y_test, *, seed=0, kinds=(LOGISTIC, SVM),
+                copy=True):
     """Linear probes of frozen codes (module docstring).
 
     Args:
-        train_codes, test_codes: (N, ...) codes of the training and test inputs.
+        train_codes, test_codes: (N, ...) codes of the training and test inputs
+            (arrays, or scipy.sparse matrices (N, units)).
         y_train, y_test: their integer labels, or None (no probe: "skipped").
         seed: seed of the held-out split (and of LinearSVC).
         kinds: the probes to run (LOGISTIC, SVM).
+        copy: False lets `prepare_codes` scale float32 code arrays in place.
 
     Returns:
         {"scale": s, LOGISTIC: {...}, SVM: {...}}, each with its name,
@@ -122,13 +155,14 @@ def probe_codes(train_codes, y_train, test_codes, y_test, *, seed=0, kinds=(LOGI
         return {"skipped": "no labels"}
     y_train, y_test = np.asarray(y_train).reshape(-1), np.asarray(y_test).reshape(-1)
     for name, codes, labels in (("train", train_codes, y_train), ("test", test_codes, y_test)):
-        if len(codes) != len(labels):
+        count = codes.shape[0] if scipy.sparse.issparse(codes) else len(codes)
+        if count != len(labels):
             raise ValueError(f"Expected as many {name} labels as {name} codes. Received: "
-                             f"{len(labels)} labels for {len(codes)} codes")
+                             f"{len(labels)} labels for {count} codes")
     split, reason = split_for_selection(y_train, seed)
     if split is None:
         return {"skipped": reason}
-    train, test, scale = prepare_codes(train_codes, test_codes)
+    train, test, scale = prepare_codes(train_codes, test_codes, copy=copy)
     results = {"scale": scale}
     with threadpool_limits(1 if train.shape[1] < ONE_THREAD_BELOW else None, user_api="blas"):
         for kind in kinds:

@@ -479,6 +479,9 @@ def _train_and_export(*, model, config, strategy, name, dataset, limit, distribu
     if finished:
         with strategy.scope():
             finished = backup.restore(model) == config.epochs
+    elif previous is not None:  # said at the start, not only in the closing summary
+        print(f"note: resuming after epoch {previous['epoch']} of {config.epochs} from the "
+              f"backup in {backup.directory} (--restart starts over)", file=sys.stderr)
     if finished:
         print(f"note: the backup in {backup.directory} holds all {config.epochs} epochs; "
               f"exporting it", file=sys.stderr)

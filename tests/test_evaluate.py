@@ -3,6 +3,7 @@ import json
 import keras
 import numpy as np
 import pytest
+import scipy.sparse
 
 import evaluate as evaluate_cli
 from pipeline import evaluation as evaluate
@@ -144,15 +145,68 @@ def test_conv_wta_probe_reads_the_pooled_relu_maps(tiny_mnist, monkeypatch):
     encoder = model.get_layer("encoder")
     relu_maps = np.maximum(np.asarray(encoder.get_layer("code")(mnist.x_train)), 0)
     expected = relu_maps.reshape(-1, 4, 7, 4, 7, 6).max(axis=(2, 4))
-    np.testing.assert_allclose(features, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(features, expected.reshape(len(expected), -1), rtol=1e-5,
+                               atol=1e-6)
 
 
 def test_a_4x4_conv_code_reaches_the_probe_as_it_is(tiny_mnist):
     model = models.build_conv_autoencoder((28, 28, 1), 5, filters=(4, 4))
     mnist = datasets.load_mnist(tiny_mnist)
-    np.testing.assert_array_equal(
-        evaluate.probe_features(model, mnist.x_train),
-        model.get_layer("encoder").predict(mnist.x_train, verbose=0))
+    codes = model.get_layer("encoder").predict(mnist.x_train, verbose=0)
+    np.testing.assert_allclose(evaluate.probe_features(model, mnist.x_train),
+                               codes.reshape(len(codes), -1), rtol=1e-6, atol=1e-7)
+
+
+def test_sparse_probe_features_are_gathered_as_csr_chunk_by_chunk(tiny_mnist, monkeypatch):
+    """A TopK code keeps 2 of 64 units: its probe features are a CSR matrix equal to
+    the codes, built from chunks of 7 images (uint8 examples scaled per chunk)."""
+    keras.utils.set_random_seed(0)
+    model = models.build_dictionary_autoencoder((28, 28, 1), 64, code_activation=models.TopK(2))
+    raw = datasets.load_mnist(tiny_mnist, scaled=False).x_train
+    monkeypatch.setattr(evaluate, "CHUNK_BYTES", 7 * 64 * evaluate.CODE_BYTES)
+    features = evaluate.probe_features(model, raw)
+    assert scipy.sparse.issparse(features) and features.shape == (len(raw), 64)
+    codes = model.get_layer("encoder").predict(datasets.scale_images(raw), verbose=0)
+    np.testing.assert_allclose(features.toarray(), codes, rtol=1e-6, atol=1e-7)
+    dense = evaluate.probe_features(conv_wta_model(), raw[:10])  # ReLU maps: mostly non-zero
+    assert isinstance(dense, np.ndarray) and dense.shape == (10, 4 * 4 * 6)
+
+
+def test_picture_titles_name_the_model_and_what_they_count(tiny_mnist, tmp_path, monkeypatch):
+    """conv: the density counts positions x channels, the features picture channels
+    (a dead channel never fires anywhere); a dictionary says how many atoms are shown."""
+    titles = {}
+
+    def capture(kind):
+        def save(*args, title=None, dead=None, **kwargs):
+            titles[kind] = (title if title is not None else args[2], dead)
+            titles.setdefault("all", []).append(titles[kind][0])
+            return tmp_path / kind
+        return save
+
+    for kind in ("save_features", "save_feature_density", "save_code_histogram",
+                 "save_reconstructions"):
+        monkeypatch.setattr(evaluate.plots, kind, capture(kind))
+    mnist = datasets.load_mnist(tiny_mnist)
+    model = models.build_conv_autoencoder((28, 28, 1), 3, filters=(4,))
+    codes = np.zeros((5, 14, 14, 3), "float32")
+    codes[:, 2:4, 5, 0] = 1.0  # channel 0 fires at 2 positions, channel 2 at 1, channel 1 never
+    codes[0, 7, 7, 2] = 1.0
+    summary = metrics.CodeSummary().add(codes)
+    evaluate.save_pictures(model, mnist, summary, mnist.x_test, tmp_path, "tiny-conv", 0.01)
+    assert titles["save_feature_density"][0] == (
+        "tiny-conv: 3 of 588 code units (positions x channels) fire, 585 never")
+    title, dead = titles["save_features"]
+    assert title.startswith("tiny-conv: decoder response to each of the 3 channels")
+    assert list(dead) == [False, True, False]
+    assert len(titles["all"]) == 4 and all(t.startswith("tiny-conv: ") for t in titles["all"])
+    monkeypatch.setattr(evaluate, "MAX_DICTIONARY_TILES", 16)
+    dictionary = models.build_dictionary_autoencoder((28, 28, 1), 40)
+    summary = metrics.CodeSummary().add(np.ones((2, 40), "float32"))
+    evaluate.save_pictures(dictionary, mnist, summary, mnist.x_test, tmp_path, "tiny-dict", 0.01)
+    assert titles["all"][-2:] == [
+        "tiny-dict: decoder rows (dictionary atoms), the first 16 of 40 latents",
+        "tiny-dict: encoder rows, the first 16 of 40 latents"]
 
 
 def test_code_histogram_of_nonzero_values_and_zeros_equals_the_full_one(tmp_path):

@@ -24,3 +24,18 @@ def test_pictures_are_png_files(tmp_path):
     ]
     for path in paths:
         assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_each_feature_tile_is_drawn_on_its_own_scale():
+    features = np.zeros((3, 4, 4, 1))
+    features[0, 0, 0] = 50.0  # one strong unit
+    features[1, 1, 1], features[1, 2, 2] = 0.02, -0.01  # a weak one
+    tiles = plots.normalize_tiles(features)
+    np.testing.assert_allclose(tiles[0, 0, 0], 1.0)
+    np.testing.assert_allclose([tiles[1, 1, 1, 0], tiles[1, 2, 2, 0]], [1.0, -0.5])
+    np.testing.assert_array_equal(tiles[2], 0)  # an all-zero tile stays 0
+
+
+def test_density_title_counts_units_that_never_fire():
+    assert plots.density_title([-1.0, -2.5, -9.0], never_fired=-9.0, units="channels") == (
+        "2 of 3 channels fire, 1 never")

@@ -51,6 +51,20 @@ def test_one_global_scale_and_sparse_codes_as_csr():
         assert small[kind]["accuracy"] == pytest.approx(large[kind]["accuracy"], abs=0.02)
 
 
+def test_codes_given_as_csr_give_the_probes_of_the_dense_codes():
+    codes, y = separable(300, classes=12)
+    codes = np.maximum(codes - 1.0, 0)
+    dense = probe.probe_codes(codes[:200], y[:200], codes[200:], y[200:])
+    given = probe.probe_codes(scipy.sparse.csr_matrix(codes[:200]), y[:200],
+                              scipy.sparse.csr_matrix(codes[200:]), y[200:])
+    assert given["scale"] == pytest.approx(dense["scale"], rel=1e-6)
+    for kind in (probe.LOGISTIC, probe.SVM):
+        assert given[kind]["accuracy"] == dense[kind]["accuracy"]
+        assert given[kind]["C"] == dense[kind]["C"]
+    with pytest.raises(ValueError, match="199 labels for 200 codes"):
+        probe.probe_codes(scipy.sparse.csr_matrix(codes[:200]), y[:199], codes[200:], y[200:])
+
+
 def test_degenerate_codes_give_a_finite_result():
     codes, y = separable(200)
     for bad in (np.zeros_like(codes), np.ones_like(codes), np.c_[codes, np.full(200, 5.0)]):
@@ -73,3 +87,14 @@ def test_labels_that_cannot_train_a_probe_skip_it_with_the_reason():
     with pytest.raises(ValueError, match="Expected as many train labels as train codes. "
                                          "Received: 39 labels for 40 codes"):
         probe.probe_codes(codes, y[:39], codes, y)
+
+
+def test_copy_false_scales_float32_codes_in_place_with_the_same_result():
+    codes, y = separable(300, classes=4)
+    codes = codes.astype("float32")
+    train, test = codes[:200].copy(), codes[200:].copy()
+    expected = probe.probe_codes(codes[:200], y[:200], codes[200:], y[200:])
+    result = probe.probe_codes(train, y[:200], test, y[200:], copy=False)
+    np.testing.assert_allclose(train, codes[:200] * np.float32(result["scale"]), rtol=1e-6)
+    for kind in (probe.LOGISTIC, probe.SVM):
+        assert result[kind]["accuracy"] == expected[kind]["accuracy"]

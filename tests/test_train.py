@@ -170,7 +170,7 @@ class Interrupt(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
-def test_interrupted_run_resumes_from_the_last_epoch(tmp_path, tiny_mnist):
+def test_interrupted_run_resumes_from_the_last_epoch(tmp_path, tiny_mnist, capsys):
     epochs = 3
     config = manifest.config_of(
         "dense-l1", epochs=epochs, batch_size=16, code_size=4, hidden_units=(32,)
@@ -179,7 +179,12 @@ def test_interrupted_run_resumes_from_the_last_epoch(tmp_path, tiny_mnist):
     with pytest.raises(KeyboardInterrupt):
         training.train(config, callbacks=[Interrupt(at=1)], **kwargs)
     assert not (tmp_path / "out" / "dense-l1.keras").exists()
+    capsys.readouterr()
     summary = training.train(config, **kwargs)
+    # Said when the resumed run starts, not only in the closing summary.
+    captured = capsys.readouterr()
+    assert "note: resuming after epoch 2 of 3" in captured.err
+    assert "epoch 3/3" in captured.out and "epoch 1/3" not in captured.out
     assert summary["epochs_completed"] == epochs
     assert summary["epochs_this_run"] == epochs - 2
     assert summary["resumed_from_epoch"] == 2
@@ -756,3 +761,35 @@ def test_mean_norm_normalisation_is_inside_the_model_and_serving_takes_raw_data(
     x_hat = model.predict(test, verbose=0)
     fvu = ((test - x_hat) ** 2).sum() / ((test - test.mean(0)) ** 2).sum()
     assert fvu < 1.0  # raw in, raw out
+
+
+REFUSED_BEFORE_TENSORFLOW = """
+import sys
+import train
+try:
+    train.main(sys.argv[1:])
+except SystemExit as exit:
+    print(exit)
+print("tensorflow imported:", "tensorflow" in sys.modules)
+"""
+
+
+def test_a_refused_target_is_refused_before_tensorflow_is_imported(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "dense-l1.keras").write_text("not a model")
+    result = run_python(["-c", REFUSED_BEFORE_TENSORFLOW, "--model", "dense", "--reg", "l1",
+                         "--out", str(tmp_path / "out")])
+    assert "Expected " in result.stdout and "dense-l1.keras to be absent" in result.stdout
+    assert "tensorflow imported: False" in result.stdout
+    assert (tmp_path / "out" / "dense-l1.keras").read_text() == "not a model"
+
+
+@pytest.mark.parametrize("argv", [
+    [], ["--model", "dense"], ["--model", "dictionary", "--code-activation", "topk"],
+    ["--model", "dictionary", "--code-activation", "relu"], ["--reg", "kl"],
+    ["--preset", "dict-wta"], ["--name", "mine", "--model", "conv"],
+])
+def test_the_early_name_is_the_name_training_gives(argv):
+    args = train.parse_args(argv)
+    config, name = train.resolve(args)
+    assert train.run_name(args) == (name or config.default_name)
