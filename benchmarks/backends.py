@@ -5,7 +5,8 @@
 
 Each backend runs in a process of its own (Keras reads KERAS_BACKEND when it
 is imported) on the same in-memory MNIST training images (float32 in [0, 1]),
-with the zoo preset's model, batch size and steps per execution, Adam at the
+with the zoo preset's model, batch size and steps per execution (1 on PyTorch,
+the only value Keras' torch trainer takes), Adam at the
 preset's learning rate and the loss the pipeline picks for the output (binary
 cross-entropy after a sigmoid, else MSE), and `jit_compile="auto"` (TensorFlow
 on a CPU: no XLA, as the presets; JAX: jit; PyTorch: eager). A warm-up `fit` on
@@ -51,8 +52,15 @@ def build(name, input_shape):
     loss = ("binary_crossentropy" if architecture["output_activation"] == "sigmoid"
             else "mean_squared_error")
     model.compile(keras.optimizers.Adam(config.learning_rate), loss, jit_compile="auto",
-                  steps_per_execution=config.steps_per_execution)
+                  steps_per_execution=steps_per_execution(config))
     return model, config
+
+
+def steps_per_execution(config):
+    """The preset's, or 1 on PyTorch (Keras' torch trainer takes no other)."""
+    import keras
+
+    return 1 if keras.backend.backend() == "torch" else config.steps_per_execution
 
 
 def time_epoch(name, images):
@@ -66,7 +74,7 @@ def time_epoch(name, images):
     initializer = models.get_family(config.model).data_initializer
     if initializer is not None:
         initializer(model, images)
-    warm = images[:config.batch_size * config.steps_per_execution]
+    warm = images[:config.batch_size * steps_per_execution(config)]
     start = time.perf_counter()
     model.fit(warm, warm, batch_size=config.batch_size, epochs=1, verbose=0)
     compiled = time.perf_counter()
