@@ -433,6 +433,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     written = []
     try:
+        from pipeline import flags
+
+        flags.require_tensorflow_backend("pipeline.export")
         for path in map(Path, args.model):
             model, target = load_model(path), path.with_suffix("")
             with export_lock(target.parent, target.name):  # as a train.py export swap

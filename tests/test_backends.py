@@ -11,6 +11,7 @@ These tests run on the backend KERAS_BACKEND names (conftest.py):
 
 import json
 import math
+import shutil
 
 import keras
 import numpy as np
@@ -232,3 +233,22 @@ def test_the_readme_example_runs_on_this_backend(tmp_path):
     result = run_python(["-c", code])
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split()[-1] == BACKEND
+
+
+@pytest.mark.parametrize("program", ["train.py", "evaluate.py", "pipeline.export"])
+def test_the_tensorflow_pipeline_refuses_other_backends_in_one_line(program, tiny_mnist, tmp_path):
+    if BACKEND == REFERENCE_BACKEND:
+        pytest.skip("the pipeline runs on TensorFlow")
+    model = tmp_path / "dense-l1.keras"
+    shutil.copy(ROOT / "saved_models" / model.name, model)
+    data = ["--data", tiny_mnist, "--out", tmp_path / "out"]
+    command = {"train.py": ["train.py", "--model", "dense", "--reg", "l1", "--dry-run", *data],
+               "evaluate.py": ["evaluate.py", model, *data],
+               "pipeline.export": ["-m", "pipeline.export", model]}[program]
+    result = run_python(command)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"{program}: error: Expected the TensorFlow Keras backend: {program} runs the "
+        f"TensorFlow pipeline (tf.data, SavedModel, tf.distribute, TensorBoard). Received: "
+        f"KERAS_BACKEND={BACKEND} (models/ and regularizers/ run on any backend: docs/backends.md)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dense-l1.keras", "tiny_mnist.npz"]
