@@ -227,7 +227,7 @@ def test_jumprelu_values_penalty_and_straight_through_gradients_match_numpy():
     h = keras.ops.convert_to_numpy(layer(z, training=True))
     h_ref, penalty, d_z_ref, d_theta_ref = numpy_jumprelu(z.astype("float64"), theta, eps, coefficient)
     np.testing.assert_allclose(h, h_ref, atol=1e-6)
-    np.testing.assert_allclose(float(layer.losses[0]), penalty, rtol=1e-6)
+    np.testing.assert_allclose(float(keras.ops.convert_to_numpy(layer.losses[0])), penalty, rtol=1e-6)
     np.testing.assert_allclose(d_z, d_z_ref, atol=1e-6)  # through the firing units only
     # theta = exp(log theta): the chain rule multiplies by theta.
     np.testing.assert_allclose(d_log_theta, d_theta_ref * theta, rtol=1e-4, atol=1e-5)

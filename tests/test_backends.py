@@ -125,7 +125,7 @@ def _train(name, folder, x):
     model.save(folder / f"{name}.keras")
     moved = {v.path: not np.array_equal(a, b)
              for v, a, b in zip(model.trainable_variables, before, _numpy(model.trainable_variables))}
-    return dict(losses=history["loss"], moved=moved, type=type(model).__name__,
+    return dict(losses=history["loss"], moved=moved,
                 y=_float32(model.predict(x[:SERVED], verbose=0)),
                 code=_float32(model.get_layer("encoder").predict(x[:SERVED], verbose=0)))
 
