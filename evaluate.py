@@ -54,6 +54,7 @@ def main(argv=None):
     flags.quiet_tensorflow()  # before TensorFlow is imported (by the lines below)
     previous = signal.signal(signal.SIGTERM, _interrupt)  # handled like Ctrl-C
     try:
+        flags.require_tensorflow_backend("evaluate.py")
         from pipeline import browser
         from pipeline import evaluation
 

@@ -219,6 +219,7 @@ def main(argv=None):
         from pipeline import distribution
         from pipeline import training
 
+        flags.require_tensorflow_backend("train.py")
         config, name = resolve(args)
         if args.print_config or args.dry_run:
             print(json.dumps({"name": name or config.default_name,

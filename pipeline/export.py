@@ -12,8 +12,6 @@ written beside their final path under a temporary name and renamed over it
 id; `recover` removes those whose writer has died.
 """
 
-import hashlib
-import io
 import json
 import os
 import re
@@ -27,12 +25,15 @@ import keras
 import tensorflow as tf
 
 import models
-import regularizers  # noqa: F401  (registers the penalties for load_model)
 from pipeline import faults
 from pipeline.artefacts import (  # noqa: F401  (export's names and target checks)
     EVAL_SUFFIX, MAX_NAME_LENGTH, NAME_PATTERN, SAVED_MODEL_ENTRIES, OutputError, artefacts,
     check_name, check_targets, is_previous_export)
 from pipeline import locks
+# The loader lives in a module without TensorFlow (sparse_ae_zoo imports it on any
+# Keras backend); export.load_model stays the pipeline's name for it.
+from pipeline.loading import load_model  # noqa: F401
+from pipeline.loading import load_model_and_sha256  # noqa: F401
 
 RECONSTRUCT_ENDPOINT = "serve"  # also "serving_default": the first endpoint
 ENCODE_ENDPOINT = "encode"
@@ -339,52 +340,6 @@ def recover(out, name):
     return notes
 
 
-# === Loading ===
-
-def load_model(path):
-    """Loads a .keras file of this project, in safe mode, every custom class registered.
-
-    One call instead of `import models, regularizers` + `keras.models.load_model`.
-
-    Raises:
-        ValueError: the file is not a .keras archive, or names classes,
-            modules or penalties this project does not have (one line).
-    """
-    return load_model_and_sha256(path)[0]
-
-
-def load_model_and_sha256(path):
-    """(model, hex sha256 of the bytes it was loaded from), as `load_model`.
-
-    The file is read once; the hash and the model come from those bytes (a
-    private copy is what Keras loads), so an export swapped in meanwhile can
-    never pair one model's hash with another's weights.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"Expected `model` to be an existing .keras file. Received: model='{path}' "
-            f"({'a folder' if path.is_dir() else 'no such file'})")
-    content = path.read_bytes()
-    if not zipfile.is_zipfile(io.BytesIO(content)):
-        raise ValueError(
-            f"Expected `model` to be a .keras archive (a zip file). Received: model='{path}' "
-            f"({len(content)} bytes that are not a zip archive: truncated or not a model)")
-    with tempfile.TemporaryDirectory() as folder:
-        copy = Path(folder) / "model.keras"
-        copy.write_bytes(content)
-        try:
-            model = keras.models.load_model(copy)  # safe mode (the default)
-        except (TypeError, ValueError, KeyError, OSError, zipfile.BadZipFile,
-                RecursionError) as error:  # a config.json nested 100k levels deep
-            reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-            raise ValueError(
-                f"Expected `model` to be a .keras file of this project's models. "
-                f"Received: model='{path}', which Keras cannot rebuild ({reason})"
-            ) from None
-    return model, hashlib.sha256(content).hexdigest()
-
-
 # === Command line: a SavedModel from a .keras file ===
 
 def main(argv=None):
@@ -400,6 +355,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     written = []
     try:
+        from pipeline import flags
+
+        flags.require_tensorflow_backend("pipeline.export")
         for path in map(Path, args.model):
             model, target = load_model(path), path.with_suffix("")
             with export_lock(target.parent, target.name):  # as a train.py export swap

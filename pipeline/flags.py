@@ -37,9 +37,27 @@ TF_LOG_VAR = "TF_CPP_MIN_LOG_LEVEL"
 KINDS = {"bool": bool, "int": int, "float": float, "str": str, "tuple": tuple}
 
 
+# The Keras backend of the pipeline (docs/backends.md).
+PIPELINE_BACKEND = "tensorflow"
+
+
 def quiet_tensorflow():
     """Sets TensorFlow's C++ log level before it is imported, unless the user set one."""
     os.environ.setdefault(TF_LOG_VAR, TF_LOG_LEVEL)
+
+
+def require_tensorflow_backend(program):
+    """Raises a one-line ValueError unless Keras runs on TensorFlow: the pipeline
+    behind the command lines (tf.data, SavedModel export, tf.distribute,
+    TensorBoard) is TensorFlow's; models/ and regularizers/ run on any backend."""
+    import keras
+
+    if keras.backend.backend() != PIPELINE_BACKEND:
+        raise ValueError(
+            f"Expected the TensorFlow Keras backend: {program} runs the TensorFlow pipeline "
+            f"(tf.data, SavedModel, tf.distribute, TensorBoard). Received: "
+            f"KERAS_BACKEND={keras.backend.backend()} (models/ and regularizers/ run on any "
+            f"backend: docs/backends.md)")
 
 
 def add_data_arguments(parser, table):

@@ -49,7 +49,7 @@ def _project_package(name):
 
 models, regularizers, pipeline = (_project_package(name) for name in _PACKAGES)
 
-from pipeline.export import load_model  # noqa: E402  (after the packages above)
+from pipeline.loading import load_model  # noqa: E402  (after the packages above; no TensorFlow)
 
 # The builders, layers and code activations (models), and the penalties.
 globals().update({name: getattr(models, name) for name in models.__all__})

@@ -1,10 +1,18 @@
-"""Shared fixtures; slow tests run only with --run-slow (CI passes it)."""
+"""Shared fixtures; slow tests run only with --run-slow (CI passes it).
+
+The tests run on the Keras backend that KERAS_BACKEND names (TensorFlow by
+default): `KERAS_BACKEND=jax python -m pytest` runs the test modules of
+`models/`, `regularizers/` and `sparse_ae_zoo` on JAX and skips the
+pipeline's (tf.data, SavedModel, tf.distribute, TensorBoard: TensorFlow only),
+and any test marked `tensorflow_only`. Fresh processes inherit the backend.
+"""
 
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
@@ -14,6 +22,14 @@ MNIST_PATH = Path(
     os.environ.get("SPARSE_AE_ZOO_DATA", ROOT.parent / "shared" / "data" / "mnist.npz")
 )
 FRESH_PROCESS_TIMEOUT_S = 300
+BACKEND = keras.backend.backend()
+REFERENCE_BACKEND = "tensorflow"
+# The test modules of the library for other code (models/, regularizers/, the
+# one import): they run on every Keras backend. The others test the pipeline.
+EVERY_BACKEND_MODULES = frozenset({
+    "test_activations.py", "test_backends.py", "test_dictionary.py", "test_models.py",
+    "test_regularizers.py", "test_sparse_ae_zoo.py",
+})
 
 
 def pytest_addoption(parser):
@@ -22,13 +38,21 @@ def pytest_addoption(parser):
     )
 
 
+def pytest_report_header(config):
+    return f"keras backend: {BACKEND} (KERAS_BACKEND)"
+
+
 def pytest_collection_modifyitems(config, items):
-    if config.getoption("--run-slow"):
-        return
     skip_slow = pytest.mark.skip(reason="slow: pass --run-slow to run it")
+    skip_backend = pytest.mark.skip(
+        reason=f"TensorFlow only (the pipeline: tf.data, SavedModel, tf.distribute, "
+               f"TensorBoard); KERAS_BACKEND={BACKEND}")
     for item in items:
-        if "slow" in item.keywords:
+        if "slow" in item.keywords and not config.getoption("--run-slow"):
             item.add_marker(skip_slow)
+        if BACKEND != REFERENCE_BACKEND and (
+                item.path.name not in EVERY_BACKEND_MODULES or "tensorflow_only" in item.keywords):
+            item.add_marker(skip_backend)
 
 
 @pytest.fixture
@@ -40,7 +64,8 @@ def mnist_path():
 
 def run_python(args, *, cwd=None, env=None, timeout=FRESH_PROCESS_TIMEOUT_S):
     """Runs `python args...` in a fresh process; returns the CompletedProcess."""
-    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": BACKEND,
+                **(env or {})}
     return subprocess.run(
         [sys.executable, *args],
         cwd=cwd or ROOT,
@@ -87,3 +112,49 @@ def fresh_python():
         return result
 
     return run
+
+
+def gradients(fn, inputs=(), variables=()):
+    """d fn / d each input and variable, as NumPy arrays, on the Keras backend in use.
+
+    Args:
+        fn: `fn(*inputs)` -> a scalar tensor. On JAX it runs in a
+            `keras.StatelessScope`: the variables it assigns keep their
+            values, and `layer.losses` is read inside it.
+        inputs: arrays, passed to `fn` as tensors of the backend.
+        variables: Keras variables `fn` reads (trainable ones on PyTorch).
+
+    Returns:
+        (list of input gradients, list of variable gradients); a source `fn`
+        does not depend on has a zero gradient on every backend.
+    """
+    sources = len(inputs)
+    if BACKEND == "jax":
+        import jax
+
+        def pure(xs, values):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values)),
+                                       collect_losses=True):
+                return fn(*xs)
+
+        grads = jax.grad(pure, argnums=(0, 1))(
+            [jax.numpy.asarray(x) for x in inputs], [v.value for v in variables])
+        grads = [*grads[0], *grads[1]]
+    elif BACKEND == "torch":
+        import torch
+
+        xs = [torch.tensor(np.asarray(x), requires_grad=True) for x in inputs]
+        grads = torch.autograd.grad(fn(*xs), [*xs, *(v.value for v in variables)],
+                                    allow_unused=True)
+    else:
+        import tensorflow as tf
+
+        xs = [tf.convert_to_tensor(x) for x in inputs]
+        with tf.GradientTape() as tape:
+            tape.watch(xs)
+            value = fn(*xs)
+        grads = tape.gradient(value, [*xs, *(v.value for v in variables)])
+    shapes = [np.shape(x) for x in inputs] + [tuple(v.shape) for v in variables]
+    grads = [np.zeros(shape, "float32") if g is None else np.asarray(keras.ops.convert_to_numpy(g))
+             for g, shape in zip(grads, shapes)]
+    return grads[:sources], grads[sources:]

@@ -1,4 +1,5 @@
 import keras
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -97,3 +98,18 @@ def test_compact_table_has_a_row_per_model_and_the_pixel_baseline(tmp_path):
     assert lines[2] == (f"| dict-wta | {manifest.SUMMARIES['dict-wta']} | 0.0800 "
                         "| 98.70% / 98.66% | 156 / 2000 | 0.0 | 1.0 |")
     assert lines[3].startswith("| raw pixels | the probes' baseline | - | 92.51% / 91.80% |")
+
+
+def test_backends_benchmark_times_an_epoch_per_backend_in_its_own_process(tiny_mnist, capsys):
+    from benchmarks import backends
+
+    results = backends.main(["--data", str(tiny_mnist), "--backends", "tensorflow",
+                             "--models", "dict-l1", "conv-l1"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert rows[0] == "| model | batch | tensorflow |"
+    assert [row.split(" | ")[0:2] for row in rows[1:]] == [["| dict-l1", "256"], ["| conv-l1", "128"]]
+    for name in ("dict-l1", "conv-l1"):
+        timing = results["tensorflow"][name]
+        assert timing["epoch_s"] > 0 and timing["compile_s"] > 0 and np.isfinite(timing["loss"])
+    with pytest.raises(SystemExit):
+        backends.main(["--data", str(tiny_mnist), "--backends", "theano"])

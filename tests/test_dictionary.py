@@ -3,11 +3,11 @@ import json
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import models
 from models.dictionary import DICTIONARY_LAYER, initialize_from_data
 from regularizers import Contractive, KLSparsity, L1Sparsity
+from tests.conftest import gradients
 
 SHAPE = (6, 6, 1)
 UNITS = 48  # overcomplete: more latents than the 36 pixels
@@ -75,7 +75,7 @@ def auxk_reference(model, x, dead, aux_k):
     z_aux = np.zeros_like(pre)
     np.put_along_axis(z_aux, keep, np.take_along_axis(pre, keep, axis=1), axis=1)
     e_hat = z_aux @ np.asarray(model.get_layer("decoder").get_layer(DICTIONARY_LAYER).kernel)
-    e = x.reshape(len(x), -1) - np.asarray(model(x)).reshape(len(x), -1)
+    e = x.reshape(len(x), -1) - keras.ops.convert_to_numpy(model(x)).reshape(len(x), -1)
     return np.mean(np.sum((e - e_hat) ** 2, axis=1) / np.sum(e**2, axis=1))
 
 
@@ -98,12 +98,10 @@ def test_auxk_gradient_reaches_only_dead_latents_encoder_weights():
     model = build(code_activation=models.TopK(4), aux_k=6, dead_after_examples=10)
     dead = np.arange(UNITS) < 10
     model.examples_since_fired.assign(np.where(dead, 10.0, 0.0))
-    x = tf.constant(images(8))
+    x = images(8)
     code = model.get_layer("encoder").get_layer("code")
-    with tf.GradientTape() as tape:
-        x_hat = model(x)
-        aux = model.auxk_loss(x, x_hat)
-    kernel_grad, bias_grad = tape.gradient(aux, [code.kernel, code.bias])
+    _, (kernel_grad, bias_grad) = gradients(lambda: model.auxk_loss(x, model(x)),
+                                            variables=[code.kernel, code.bias])
     touched = np.abs(np.asarray(kernel_grad)).sum(axis=0) > 0
     assert touched.any() and not touched[~dead].any()
     assert not np.asarray(bias_grad)[~dead].any()
@@ -114,7 +112,7 @@ def test_dead_counter_tracks_examples_since_firing_in_training_only():
     x = images(8)
     model(x, training=False)
     assert not np.asarray(model.examples_since_fired).any()
-    h = np.asarray(model.get_layer("encoder")(x, training=True))
+    h = keras.ops.convert_to_numpy(model.get_layer("encoder")(x, training=True))
     model(x, training=True)
     counts = np.asarray(model.examples_since_fired)
     fired = (h > 0).any(axis=0)
@@ -161,6 +159,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.tensorflow_only  # the SavedModel (tests/test_backends.py: the .keras file everywhere)
 @pytest.mark.parametrize(
     "kwargs",
     [
@@ -207,12 +206,11 @@ def test_auxk_reaches_dead_latents_whose_pre_activations_are_all_negative():
     dead = np.arange(UNITS) < 10
     code.bias.assign(np.where(dead, -50.0, 0.0).astype("float32"))
     model.examples_since_fired.assign(np.where(dead, 10.0, 0.0))
-    x = tf.constant(images(8))
-    with tf.GradientTape() as tape:
-        aux = model.auxk_loss(x, model(x))
-    touched = np.abs(np.asarray(tape.gradient(aux, code.kernel))).sum(axis=0) > 0
+    x = images(8)
+    _, (kernel_grad,) = gradients(lambda: model.auxk_loss(x, model(x)), variables=[code.kernel])
+    touched = np.abs(kernel_grad).sum(axis=0) > 0
     assert touched[dead].sum() >= 6 and not touched[~dead].any()
-    assert 0 < float(aux)
+    assert 0 < float(model.auxk_loss(x, model(x)))
 
 
 def test_tied_weights_train_one_matrix_and_the_decoder_serves_its_copy(tmp_path, fresh_python):
@@ -235,14 +233,13 @@ def test_tied_weights_train_one_matrix_and_the_decoder_serves_its_copy(tmp_path,
     model.sync_tied_decoder()
     np.testing.assert_allclose(np.asarray(w_dec), np.asarray(w_enc).T, rtol=1e-6)
     # The tied forward of training is the decoder's forward with its synced copy.
-    h = np.asarray(encoder(x))
-    np.testing.assert_allclose(np.asarray(model._decode_tied(h)), np.asarray(decoder(h)),
+    h = keras.ops.convert_to_numpy(encoder(x))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model._decode_tied(h)),
+                               keras.ops.convert_to_numpy(decoder(h)),
                                rtol=1e-5, atol=1e-6)
     # The gradient of the tied decoder reaches W_enc (d/dW of sum(x_hat) = sum_n h_n).
-    with tf.GradientTape() as tape:
-        total = tf.reduce_sum(model._decode_tied(tf.constant(h)))
-    grad = tape.gradient(total, w_enc.value)
-    np.testing.assert_allclose(np.asarray(grad), np.tile(h.sum(axis=0), (36, 1)), rtol=1e-4)
+    _, (grad,) = gradients(lambda: keras.ops.sum(model._decode_tied(h)), variables=[w_enc])
+    np.testing.assert_allclose(grad, np.tile(h.sum(axis=0), (36, 1)), rtol=1e-4)
     path = tmp_path / "tied.keras"
     model.save(path)
     fresh_python(
@@ -251,7 +248,8 @@ def test_tied_weights_train_one_matrix_and_the_decoder_serves_its_copy(tmp_path,
         "assert m.tied_weights\n"
         "x = np.random.default_rng(0).random((5, 6, 6, 1)).astype('float32')\n"
         "d = m.get_layer('decoder')\n"
-        "np.testing.assert_allclose(d(m.get_layer('encoder')(x)), m(x), rtol=1e-6)\n"
+        "numpy = keras.ops.convert_to_numpy\n"
+        "np.testing.assert_allclose(numpy(d(m.get_layer('encoder')(x))), numpy(m(x)), rtol=1e-6)\n"
         "np.testing.assert_allclose(np.asarray(d.get_layer('dictionary').kernel),\n"
         "                           np.asarray(m.get_layer('encoder').get_layer('code').kernel).T)\n",
         path)
@@ -286,12 +284,10 @@ def test_gated_aux_loss_and_its_frozen_decoder_match_numpy():
     flat = x.reshape(len(x), -1)
     gate = np.maximum((flat - weights["b_pre"]) @ weights["kernel"] + gated.b_gate.numpy(), 0)
     expected = np.mean((flat - (gate @ weights["w_dec"] + weights["b_dec"])) ** 2)
-    with tf.GradientTape() as tape:
-        value = model.gated_aux_loss(x)
-    np.testing.assert_allclose(float(value), expected, rtol=1e-5)
+    np.testing.assert_allclose(float(model.gated_aux_loss(x)), expected, rtol=1e-5)
     decoder_kernel = model.get_layer("decoder").get_layer(DICTIONARY_LAYER).kernel
-    grads = tape.gradient(value, [decoder_kernel, gated.b_gate])
-    assert grads[0] is None  # the copy of the decoder is frozen
+    _, grads = gradients(lambda: model.gated_aux_loss(x), variables=[decoder_kernel, gated.b_gate])
+    assert not np.any(grads[0])  # the copy of the decoder is frozen
     assert np.any(grads[1])  # the gate learns from it
 
 
@@ -300,7 +296,7 @@ def test_matryoshka_prefix_losses_match_numpy_and_each_is_named():
     assert model.prefixes == (8, 24)  # the whole dictionary is the main loss already
     x = images(16)
     initialize_from_data(model, x)
-    h = np.asarray(model.get_layer("encoder")(x))
+    h = keras.ops.convert_to_numpy(model.get_layer("encoder")(x))
     weights = numpy_weights(model)
     flat = x.reshape(len(x), -1)
     terms = model.training_loss_terms(x, model(x))
