@@ -410,16 +410,19 @@ def memory_table(names, data_path, epochs=MEMORY_EPOCHS):
 def eval_memory_table(names, data_path):
     """Peak RSS of each shipped model's whole `evaluate.py` process (the README's
     command: metrics, both probes, pictures), writing to a scratch folder."""
-    print("| zoo model | code units | peak RSS MB | wall s |\n|---|---|---|---|")
+    print("| zoo model | code units | peak RSS MB | wall s | against the shipped report |\n"
+          "|---|---|---|---|---|")
     for name in names or manifest.ZOO:
         scratch = Path(tempfile.mkdtemp())
         try:
-            seconds, peak, _ = run_process([sys.executable, "evaluate.py", name, "--data",
-                                            str(data_path), "--out", str(scratch)])
+            seconds, peak, output = run_process([sys.executable, "evaluate.py", name, "--data",
+                                                 str(data_path), "--out", str(scratch)])
             units = json.loads((scratch / f"{name}.eval.json").read_text())["code_num_units"]
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        print(f"| {name} | {units:,} | {peak:,.0f} | {seconds:.0f} |", flush=True)
+        same = "matches" if "\nmatches " in output else "differs: " + "; ".join(
+            line.strip() for line in output.split("differs from", 1)[-1].splitlines()[1:])
+        print(f"| {name} | {units:,} | {peak:,.0f} | {seconds:.0f} | {same} |", flush=True)
 
 
 def startup_seconds():
