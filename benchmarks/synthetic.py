@@ -62,7 +62,6 @@ RECOVERED_COSINE = 0.9  # a true feature counts as found at this cosine
 GENERATE_ROWS = 8192  # rows drawn and written at a time
 MAGNITUDES = ("lognormal", "uniform")
 SOURCES = ("ours", "saelens")
-FILES = ("train.npy", "test.npy", "features.npy")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -226,19 +225,23 @@ def score(features, decoder, x, x_hat, fired, l0):
 
 # kind -> (reg, options at every point, the sparsity knob, its value at the true
 # L0 as a function of (true L0, latents), the factors of the plot's other points).
+# The penalties' values and JumpReLU's starting threshold put L0 near 8 on the
+# default data (measured; in the units of the mean-norm normalisation). In a
+# run this short theta stays near its start (Adam moves log theta by about the
+# learning rate per step), so the start, not the L0 coefficient, sets L0.
+JUMPRELU = dict(code_activation="jumprelu", bandwidth=0.2, l0_coefficient=1e-2)
 KINDS = {
     "topk": ("none", dict(code_activation="topk"), "k", lambda l0, n: round(l0), (0.5, 2)),
     "batchtopk": ("none", dict(code_activation="batchtopk"), "k", lambda l0, n: round(l0),
                   (0.5, 2)),
-    "jumprelu": ("none", dict(code_activation="jumprelu"), "l0_coefficient",
-                 lambda l0, n: 3e-3, (3, 1 / 3)),
-    "gated": ("none", dict(code_activation="gated"), "l1_coefficient",
-              lambda l0, n: 3e-3, (3, 1 / 3)),
+    "jumprelu": ("none", JUMPRELU, "initial_threshold", lambda l0, n: 2.0, (0.5, 2)),
+    "gated": ("none", dict(code_activation="gated"), "l1_coefficient", lambda l0, n: 0.1,
+              (1 / 3, 3)),
     "matryoshka": ("none", dict(code_activation="batchtopk"), "k", lambda l0, n: round(l0),
                    (0.5, 2)),
     "wta": ("none", dict(code_activation="wta"), "lifetime_sparsity", lambda l0, n: l0 / n,
             (0.5, 2)),
-    "l1": ("l1", dict(code_activation="relu"), "l1", lambda l0, n: 3e-3, (3, 1 / 3)),
+    "l1": ("l1", dict(code_activation="relu"), "l1", lambda l0, n: 0.05, (0.4, 2)),
 }
 # SAELens' counterparts of ours, compared row by row.
 PEER_KINDS = ("topk", "batchtopk", "jumprelu")
@@ -249,7 +252,7 @@ class RunSpec:
     """How every dictionary is trained (the same for SAELens' where it applies)."""
 
     latents: int = 1024
-    epochs: int = 5
+    epochs: int = 3
     batch_size: int = 1024
     learning_rate: float = 1e-3
     seed: int = 0
@@ -336,7 +339,9 @@ def peer_command(python, architecture, folder, run, true_l0, examples, out):
             "--latents", str(run.latents), "--l0", f"{true_l0:g}", "--examples", str(examples),
             "--batch-size", str(run.batch_size), "--learning-rate", f"{run.learning_rate:g}",
             "--seed", str(run.seed), "--dead-after-steps",
-            str(max(1, DEAD_AFTER_EXAMPLES // run.batch_size)), "--out", str(out)]
+            str(max(1, DEAD_AFTER_EXAMPLES // run.batch_size)),
+            "--initial-threshold", f"{KINDS['jumprelu'][3](true_l0, run.latents):g}",
+            "--bandwidth", f"{JUMPRELU['bandwidth']:g}", "--out", str(out)]
 
 
 def train_peer(python, architecture, folder, run, true_l0, examples, workdir):
@@ -489,6 +494,22 @@ def plot(rows, true_l0, path):
 
 
 QUICK = dict(train_examples=30_000, test_examples=5_000, epochs=2)
+FLAG_HELP = {
+    "dimensions": "D, the values of an example",
+    "features": "K, the true features (K > D: superposition)",
+    "mean_active": "sum of the firing probabilities: the true L0",
+    "exponent": "alpha of the power law of the firing probabilities",
+    "magnitudes": f"law of the magnitudes, one of {list(MAGNITUDES)}",
+    "spread": "sigma of the log-normal, or the half-width of the uniform around 1",
+    "correlation": "rho in [0, 1): the firings' share of one latent factor",
+    "noise": "sigma of the Gaussian noise added to every value",
+    "train_examples": "rows of train.npy",
+    "test_examples": "rows of test.npy (all metrics are measured there)",
+    "latents": "N, the dictionary size (ours and SAELens')",
+    "epochs": "passes over train.npy (SAELens trains on as many examples)",
+    "batch_size": "examples per step (both libraries)",
+    "learning_rate": "Adam's learning rate (both libraries)",
+}
 
 
 def parse_args(argv=None):
@@ -511,8 +532,12 @@ def parse_args(argv=None):
     parser.add_argument("--no-peers", action="store_true", help="skip SAELens' rows")
     for field in dataclasses.fields(DataSpec) + dataclasses.fields(RunSpec):
         if field.name != "seed":
+            default = f"{field.default}; {QUICK[field.name]} with --quick" \
+                if field.name in QUICK else field.default
+            # Not given: absent (SUPPRESS), so that --quick can tell it from a value.
             parser.add_argument("--" + field.name.replace("_", "-"), type=field.type,
-                                default=field.default, help=field.name.replace("_", " "))
+                                default=argparse.SUPPRESS,
+                                help=f"{FLAG_HELP[field.name]} (default: {default})")
     parser.add_argument("--seed", type=int, default=0, help="data, weights and shuffling")
     args = parser.parse_args(argv)
     kinds = [k for k in args.kinds.split(",") if k]
@@ -520,23 +545,17 @@ def parse_args(argv=None):
     if unknown or not kinds:
         parser.error(f"expected --kinds from {list(KINDS)}. Received: {args.kinds!r}")
     values = vars(args)
-    if args.quick:
-        values.update({k: v for k, v in QUICK.items()
-                       if values[k] == _default(k)})
+    for cls in (DataSpec, RunSpec):  # the flags not given: --quick's value or the default
+        for field in dataclasses.fields(cls):
+            if field.name not in values:
+                quick = QUICK.get(field.name) if args.quick else None
+                values[field.name] = field.default if quick is None else quick
     try:
         data_spec = DataSpec(**{f.name: values[f.name] for f in dataclasses.fields(DataSpec)})
         run = RunSpec(**{f.name: values[f.name] for f in dataclasses.fields(RunSpec)})
     except ValueError as error:
         parser.error(str(error))
     return args, kinds, data_spec, run
-
-
-def _default(name):
-    for cls in (DataSpec, RunSpec):
-        for field in dataclasses.fields(cls):
-            if field.name == name:
-                return field.default
-    raise KeyError(name)
 
 
 def benchmark(args, kinds, data_spec, run, workdir):

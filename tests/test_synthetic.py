@@ -156,3 +156,11 @@ def test_table_and_targets_say_which_row_won():
     text = synthetic.table(rows)
     assert text.splitlines()[2].startswith("| ours | topk | k=8 | 8.0 | 97.0% |")
     assert len(text.splitlines()) == 6
+
+
+def test_saelens_data_without_sae_lens_stops_before_any_work(tmp_path, capsys):
+    args, kinds, data, run = synthetic.parse_args(
+        ["--source", "saelens", "--peer-python", sys.executable + "-none"])
+    with pytest.raises(SystemExit, match="--source saelens needs sae_lens: cannot run"):
+        synthetic.benchmark(args, kinds, data, run, tmp_path)
+    assert not any(tmp_path.iterdir())

@@ -51,13 +51,17 @@ def training_sae(args):
 
     common = dict(d_in=args.dimensions, d_sae=args.latents,
                   normalize_activations="expected_average_only_in")
+    if args.decoder_init_norm is not None:
+        common["decoder_init_norm"] = args.decoder_init_norm
     if args.architecture == "topk":
         return TopKTrainingSAE(TopKTrainingSAEConfig(k=round(args.l0), **common))
     if args.architecture == "batchtopk":
         return BatchTopKTrainingSAE(BatchTopKTrainingSAEConfig(k=args.l0, **common))
     # The Gemma Scope 2 quadratic penalty around the L0 target.
     return JumpReLUTrainingSAE(JumpReLUTrainingSAEConfig(
-        jumprelu_sparsity_loss_mode="quadratic", target_l0=args.l0, **common))
+        jumprelu_sparsity_loss_mode="quadratic", target_l0=args.l0,
+        jumprelu_init_threshold=args.initial_threshold, jumprelu_bandwidth=args.bandwidth,
+        **common))
 
 
 def fit(sae, args):
@@ -99,6 +103,8 @@ def train(args):
     from sae_lens import SAE
 
     torch.manual_seed(args.seed)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     args.dimensions = np.load(args.train, mmap_mode="r").shape[1]
     sae = training_sae(args)
     seconds = fit(sae, args)
@@ -143,6 +149,14 @@ def main(argv=None):
     fit_parser.add_argument("--seed", type=int, default=0)
     fit_parser.add_argument("--dead-after-steps", type=int, default=1000,
                             help="batches without firing that make a latent dead (AuxK)")
+    fit_parser.add_argument("--initial-threshold", type=float, default=0.01,
+                            help="JumpReLU: theta's start (SAELens' default 0.01)")
+    fit_parser.add_argument("--bandwidth", type=float, default=0.05,
+                            help="JumpReLU: the STE's bandwidth (SAELens' default 0.05)")
+    fit_parser.add_argument("--decoder-init-norm", type=float, default=None,
+                            help="norm of the decoder rows at the start (SAELens' default 0.1)")
+    fit_parser.add_argument("--threads", type=int, default=None,
+                            help="torch's intra-op threads (default: torch's choice)")
     fit_parser.add_argument("--out", required=True)
     data_parser = commands.add_parser("generate")
     for flag in ("features", "dimensions", "train-examples", "test-examples", "seed"):
