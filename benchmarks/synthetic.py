@@ -54,8 +54,6 @@ import numpy as np
 from scipy import optimize
 from scipy import stats
 
-from models.dictionary import DEFAULT_DEAD_AFTER_EXAMPLES as DEAD_AFTER_EXAMPLES
-
 ROOT = Path(__file__).resolve().parents[1]
 PEER_SCRIPT = ROOT / "benchmarks" / "peers" / "saelens_synthetic.py"
 RECOVERED_COSINE = 0.9  # a true feature counts as found at this cosine
@@ -333,7 +331,10 @@ def peer_available(python):
 
 
 def peer_command(python, architecture, folder, run, true_l0, examples, out):
-    """The command line that trains SAELens' `architecture` on folder/train.npy."""
+    """The command line that trains SAELens' `architecture` on folder/train.npy, with our
+    AuxK's dead-latent window in steps."""
+    from models.dictionary import DEFAULT_DEAD_AFTER_EXAMPLES as DEAD_AFTER_EXAMPLES
+
     return [python, str(PEER_SCRIPT), "train", "--architecture", architecture,
             "--train", str(folder / "train.npy"), "--test", str(folder / "test.npy"),
             "--latents", str(run.latents), "--l0", f"{true_l0:g}", "--examples", str(examples),
@@ -512,9 +513,14 @@ FLAG_HELP = {
 }
 
 
-def parse_args(argv=None):
-    from train import _OneLineErrorParser
+class _OneLineErrorParser(argparse.ArgumentParser):
+    """Bad flags as one line, as train.py reports them (without importing TensorFlow)."""
 
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def parse_args(argv=None):
     parser = _OneLineErrorParser(description=__doc__.split("\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--out", default="reports/synthetic",

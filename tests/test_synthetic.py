@@ -134,7 +134,7 @@ def test_saelens_gets_the_same_size_l0_and_examples(tmp_path):
     flags = dict(zip(command[3::2], command[4::2]))
     assert flags["--latents"] == "512" and flags["--l0"] == "8"
     assert flags["--examples"] == "12345" and flags["--batch-size"] == "256"
-    assert flags["--dead-after-steps"] == str(synthetic.DEAD_AFTER_EXAMPLES // 256)
+    assert flags["--dead-after-steps"] == str(50_000 // 256)  # our AuxK's window
 
 
 def test_table_and_targets_say_which_row_won():
