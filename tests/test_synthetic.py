@@ -153,6 +153,10 @@ def test_table_and_targets_say_which_row_won():
     assert lines[0].endswith(": met")
     assert lines[1].endswith("MISSED (recovered, FVU, time)")
     assert lines[2].endswith("best 97.0%: met")
+    # A peer far from the L0 target: its FVU is not compared, and the line says so.
+    rows[3] = {**rows[3], "l0": 600.0, "recovered": 0.0, "seconds": 50}
+    assert synthetic.targets(rows)[1].endswith(
+        "met; FVUs not compared: L0 8.0 against 600.0, more than 1.5 times apart")
     text = synthetic.table(rows)
     assert text.splitlines()[2].startswith("| ours | topk | k=8 | 8.0 | 97.0% |")
     assert len(text.splitlines()) == 6
