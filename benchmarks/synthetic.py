@@ -573,10 +573,12 @@ def parse_args(argv=None):
 def benchmark(args, kinds, data_spec, run, workdir):
     """Makes the data, trains and scores every dictionary; returns (rows, data record)."""
     folder = workdir / "data"
-    skip = "--no-peers" if args.no_peers else peer_available(args.peer_python)
+    missing = peer_available(args.peer_python) if args.source == "saelens" or \
+        not args.no_peers else None
+    skip = "--no-peers" if args.no_peers else missing
     if args.source == "saelens":
-        if skip:
-            raise SystemExit(f"--source saelens needs sae_lens: {skip}")
+        if missing:
+            raise SystemExit(f"--source saelens needs sae_lens: {missing}")
         record = saelens_data(args.peer_python, data_spec, folder)
     else:
         record = make_data(data_spec, folder)
