@@ -59,6 +59,7 @@ PEER_SCRIPT = ROOT / "benchmarks" / "peers" / "saelens_synthetic.py"
 RECOVERED_COSINE = 0.9  # a true feature counts as found at this cosine
 L0_APART = 1.5  # two rows' FVUs are compared only at L0s within this factor
 GENERATE_ROWS = 8192  # rows drawn and written at a time
+DATA_STREAM = 0x5EED  # the data's random stream: (seed, DATA_STREAM)
 MAGNITUDES = ("lognormal", "uniform")
 SOURCES = ("ours", "saelens")
 
@@ -165,7 +166,10 @@ def make_data(spec, folder):
     the data record (the spec and the measured mean L0 of the training examples)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(spec.seed)
+    # A stream of its own: default_rng(seed) is what the dictionary's initial decoder
+    # rows are drawn from (models.dictionary), and true features equal to them would be
+    # "found" before training starts.
+    rng = np.random.default_rng((spec.seed, DATA_STREAM))
     features = true_features(spec.features, spec.dimensions, rng)
     probabilities = firing_probabilities(spec.features, spec.mean_active, spec.exponent)
     np.save(folder / "features.npy", features)
@@ -234,13 +238,13 @@ KINDS = {
     "batchtopk": ("none", dict(code_activation="batchtopk"), "k", lambda l0, n: round(l0),
                   (0.5, 2)),
     "jumprelu": ("none", JUMPRELU, "initial_threshold", lambda l0, n: 2.0, (0.5, 2)),
-    "gated": ("none", dict(code_activation="gated"), "l1_coefficient", lambda l0, n: 0.1,
+    "gated": ("none", dict(code_activation="gated"), "l1_coefficient", lambda l0, n: 0.04,
               (1 / 3, 3)),
     "matryoshka": ("none", dict(code_activation="batchtopk"), "k", lambda l0, n: round(l0),
                    (0.5, 2)),
     "wta": ("none", dict(code_activation="wta"), "lifetime_sparsity", lambda l0, n: l0 / n,
             (0.5, 2)),
-    "l1": ("l1", dict(code_activation="relu"), "l1", lambda l0, n: 0.05, (0.4, 2)),
+    "l1": ("l1", dict(code_activation="relu"), "l1", lambda l0, n: 0.025, (0.4, 2)),
 }
 # SAELens' counterparts of ours, compared row by row.
 PEER_KINDS = ("topk", "batchtopk", "jumprelu")
@@ -250,10 +254,10 @@ PEER_KINDS = ("topk", "batchtopk", "jumprelu")
 class RunSpec:
     """How every dictionary is trained (the same for SAELens' where it applies)."""
 
-    latents: int = 1024
+    latents: int = 2048
     epochs: int = 3
     batch_size: int = 1024
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-3
     seed: int = 0
 
     def __post_init__(self):
@@ -331,7 +335,7 @@ def peer_available(python):
     return None
 
 
-def peer_command(python, architecture, folder, run, true_l0, examples, out):
+def peer_command(python, architecture, folder, run, true_l0, examples, out, threads=0):
     """The command line that trains SAELens' `architecture` on folder/train.npy, with our
     AuxK's dead-latent window in steps."""
     from models.dictionary import DEFAULT_DEAD_AFTER_EXAMPLES as DEAD_AFTER_EXAMPLES
@@ -341,13 +345,14 @@ def peer_command(python, architecture, folder, run, true_l0, examples, out):
             "--latents", str(run.latents), "--l0", f"{true_l0:g}", "--examples", str(examples),
             "--batch-size", str(run.batch_size), "--learning-rate", f"{run.learning_rate:g}",
             "--seed", str(run.seed), "--dead-after-steps",
-            str(max(1, DEAD_AFTER_EXAMPLES // run.batch_size)), "--out", str(out)]
+            str(max(1, DEAD_AFTER_EXAMPLES // run.batch_size)), "--out", str(out),
+            *(["--threads", str(threads)] if threads else [])]
 
 
-def train_peer(python, architecture, folder, run, true_l0, examples, workdir):
+def train_peer(python, architecture, folder, run, true_l0, examples, workdir, threads=0):
     """Trains SAELens' `architecture` in `python`; returns (decoder, x_hat, fired, L0, seconds)."""
     out = workdir / f"saelens-{architecture}.npz"
-    command = peer_command(python, architecture, folder, run, true_l0, examples, out)
+    command = peer_command(python, architecture, folder, run, true_l0, examples, out, threads)
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(f"SAELens' {architecture} failed: "
@@ -400,7 +405,7 @@ def run_ours(kinds, folder, run, true_l0, workdir, quick):
     return rows
 
 
-def run_peers(python, folder, run, true_l0, workdir):
+def run_peers(python, folder, run, true_l0, workdir, threads=0):
     """SAELens' row of each of PEER_KINDS at the true L0 (same examples as ours)."""
     x = np.load(folder / "test.npy", allow_pickle=False)
     features = np.load(folder / "features.npy", allow_pickle=False)
@@ -408,7 +413,7 @@ def run_peers(python, folder, run, true_l0, workdir):
     rows = []
     for kind in PEER_KINDS:
         decoder, x_hat, fired, l0, seconds = train_peer(python, kind, folder, run, true_l0,
-                                                        examples, workdir)
+                                                        examples, workdir, threads)
         row = {"library": "SAELens", "kind": kind, "knob": f"L0 target {true_l0:.3g}",
                "at_true_l0": True, **score(features, decoder, x, x_hat, fired, l0),
                "seconds": seconds}
@@ -542,6 +547,9 @@ def parse_args(argv=None):
     parser.add_argument("--peer-python", default=sys.executable,
                         help="a Python with sae-lens and torch for SAELens' rows")
     parser.add_argument("--no-peers", action="store_true", help="skip SAELens' rows")
+    parser.add_argument("--peer-threads", type=int, default=0,
+                        help="torch threads of SAELens' runs (0: torch's choice; 1 is much "
+                             "faster on a loaded machine)")
     for field in dataclasses.fields(DataSpec) + dataclasses.fields(RunSpec):
         if field.name != "seed":
             default = f"{field.default}; {QUICK[field.name]} with --quick" \
@@ -589,7 +597,7 @@ def benchmark(args, kinds, data_spec, run, workdir):
     if skip:
         print(f"SAELens' rows skipped: {skip}")
     else:
-        rows += run_peers(args.peer_python, folder, run, true_l0, workdir)
+        rows += run_peers(args.peer_python, folder, run, true_l0, workdir, args.peer_threads)
     return rows, record
 
 
