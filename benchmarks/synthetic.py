@@ -488,12 +488,12 @@ def plot(rows, true_l0, path):
                             if r["library"] == "ours" and r["kind"] == kind)
             if points:
                 ax.plot(*zip(*points), marker="o", label=kind)
-        for r in rows:
-            if r["library"] == "SAELens":
-                ax.plot(r["l0"], r[metric], marker="x", markersize=10, color="black",
-                        linestyle="none")
-                ax.annotate(f"SAELens {r['kind']}", (r["l0"], r[metric]), fontsize=7,
-                            xytext=(4, -10), textcoords="offset points")
+        peers = [r for r in rows if r["library"] == "SAELens"]
+        for index, r in enumerate(peers):  # labels stacked, not on top of each other
+            ax.plot(r["l0"], r[metric], marker="x", markersize=10, color="black",
+                    linestyle="none")
+            ax.annotate(f"SAELens {r['kind']}", (r["l0"], r[metric]), fontsize=7,
+                        xytext=(12, 14 - 11 * index), textcoords="offset points")
         ax.axvline(true_l0, color="grey", linestyle=":", linewidth=1)
         ax.set_xscale("log")
         ax.set_xlabel("L0 (mean active latents per test example; dotted: true L0)")
