@@ -280,6 +280,7 @@ def save_pictures(model, mnist, summary, x_hat, out, name, threshold):
     """
     density = summary.density()
     dead = density == 0
+    density_log10 = callbacks.density_log10(density)
     values, zeros = summary.nonzero_values()
     conv = len(summary.code_shape) > 1
     units = "code units (positions x channels)" if conv else "code units"
@@ -288,9 +289,9 @@ def save_pictures(model, mnist, summary, x_hat, out, name, threshold):
             values, out / f"{name}.code_histogram.png", threshold, zeros=zeros,
             title=f"{name}: code activations on {summary.examples:,} test examples"),
         "feature_density": plots.save_feature_density(
-            callbacks.density_log10(density), out / f"{name}.feature_density.png",
-            callbacks.NEVER_FIRED_LOG10, title=f"{name}: " + plots.density_title(
-                callbacks.density_log10(density), callbacks.NEVER_FIRED_LOG10, units)),
+            density_log10, out / f"{name}.feature_density.png", callbacks.NEVER_FIRED_LOG10,
+            title=f"{name}: " + plots.density_title(density_log10, callbacks.NEVER_FIRED_LOG10,
+                                                    units)),
     }
     if mnist.kind != data.IMAGES:
         return {key: str(path) for key, path in pictures.items()}

@@ -80,19 +80,20 @@ def prepare_codes(train_codes, test_codes, copy=True):
         float(np.sum(np.square(values[i:i + SQUARES_BLOCK], dtype="float64")))
         for i in range(0, values.size, SQUARES_BLOCK)) / max(train.shape[0], 1)
     scale = 1.0 / np.sqrt(mean_square_norm) if mean_square_norm > 0 else 1.0
-    if copy or scipy.sparse.issparse(train):
-        train = train * np.float32(scale)
-    else:
-        train *= np.float32(scale)
-    if copy or scipy.sparse.issparse(test):
-        test = test * np.float32(scale)
-    else:
-        test *= np.float32(scale)
+    train, test = (_scaled(codes, scale, copy) for codes in (train, test))
     if not scipy.sparse.issparse(train) and is_sparse(train):
         train = scipy.sparse.csr_matrix(train)
     if scipy.sparse.issparse(train) and not scipy.sparse.issparse(test):
         test = scipy.sparse.csr_matrix(test)
     return train, test, scale
+
+
+def _scaled(codes, scale, copy):
+    """codes * scale: a new matrix, or a dense array scaled in place when not `copy`."""
+    if copy or scipy.sparse.issparse(codes):
+        return codes * np.float32(scale)
+    codes *= np.float32(scale)
+    return codes
 
 
 def is_sparse(codes):

@@ -308,7 +308,7 @@ def test_bad_npy_input_is_one_line_naming_it(tmp_path, case, message):
         np.savez(tmp_path / "t.npz", x=x)
         kwargs["test_data"] = tmp_path / "t.npz"
     path = tmp_path / "x.npy"
-    if case == "object":
+    if case == "object":  # only pickle can write an object array; the loader must refuse it
         np.save(path, x, allow_pickle=True)
     else:
         np.save(path, x)
