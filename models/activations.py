@@ -352,14 +352,24 @@ class JumpReLU(_CodeActivation):
     """JumpReLU with a learned threshold per latent (Rajamanoharan et al. 2024,
     "Jumping Ahead"), and its L0 penalty.
 
-        h = z * H(z - theta),   theta = exp(log_theta)   (a trainable weight per unit)
-        L0 penalty = l0_coefficient * mean_n sum_j H(z_nj - theta_j)
+        h = z * H(z - theta)      (theta >= 0, a trainable weight per unit)
+        L0 penalty = l0_coefficient * mean_n sum_j H(z_nj - theta_j)              (the paper)
+                   = l0_coefficient * mean_n 2 / T (sum_j H(z_nj - theta_j) - T)^2  (target_l0 = T)
 
-    H has no gradient; training uses the paper's straight-through estimators
-    (`jump_relu`, `step`) with a rectangle kernel of width `bandwidth`: theta
-    learns from the reconstruction and from the penalty, z only where it
-    fires. The penalty is added to the loss on every call, and reported as
-    `l0_loss`. log(theta) is stored, as the paper's code does, so theta stays > 0.
+    The second is the quadratic penalty around a target L0 of Gemma Scope 2
+    (SAELens' `jumprelu_sparsity_loss_mode="quadratic"`): it pulls every
+    example's L0 to T from either side. H has no gradient; training uses the
+    paper's straight-through estimators (`jump_relu`, `step`) with a rectangle
+    kernel of width `bandwidth`: theta learns from the reconstruction and from
+    the penalty, z only where it fires. The penalty is added to the loss on
+    every call, and reported as `l0_loss`.
+
+    theta itself is the weight (kept >= 0 by a `NonNeg` constraint after each
+    step), as SAELens trains it: Adam moves a weight by about its learning
+    rate per step, so the paper's log(theta) moves theta only by a factor
+    e^(lr * steps) in a run (e^1.6 in 540 steps at 3e-3; SAELens issue #494).
+    Models saved with log(theta) (before 2026-11-30) load as they were trained
+    (`log_threshold=True` in their config).
 
     Arguments:
         initial_threshold: theta of every unit before training (> 0).
@@ -367,39 +377,66 @@ class JumpReLU(_CodeActivation):
             units of the pre-activations.
         l0_coefficient: weight of the L0 penalty (>= 0), against the mean
             squared error per value.
+        target_l0: T of the quadratic L0 penalty (> 0), or unset for the
+            paper's linear one.
     """
 
     loss_name = "l0_loss"
 
-    def __init__(self, initial_threshold=1e-3, bandwidth=1e-3, l0_coefficient=1e-3, **kwargs):
+    def __init__(self, initial_threshold=1e-3, bandwidth=1e-3, l0_coefficient=1e-3,
+                 target_l0: float | None = None, **kwargs):
         kwargs.pop("positive", None)  # z * H(z - theta) >= 0 already
+        self.log_threshold = bool(kwargs.pop("log_threshold", False))
         super().__init__(positive=True, **kwargs)
         self.initial_threshold = check_positive_float("initial_threshold", initial_threshold)
         self.bandwidth = check_positive_float("bandwidth", bandwidth)
         self.l0_coefficient = _check_coefficient("l0_coefficient", l0_coefficient)
+        self.target_l0 = (None if target_l0 is None
+                          else check_positive_float("target_l0", target_l0))
+
+    @classmethod
+    def from_config(cls, config):
+        # A config without the key is a model saved when log(theta) was the weight.
+        return cls(**{"log_threshold": True, **config})
 
     def build(self, input_shape):
-        self.log_threshold = self.add_weight(
-            shape=(math.prod(input_shape[1:]),), name="log_threshold",
-            initializer=keras.initializers.Constant(math.log(self.initial_threshold)))
+        units = math.prod(input_shape[1:])
+        if self.log_threshold:
+            self.theta = self.add_weight(
+                shape=(units,), name="log_threshold",
+                initializer=keras.initializers.Constant(math.log(self.initial_threshold)))
+        else:
+            self.theta = self.add_weight(
+                shape=(units,), name="threshold",
+                initializer=keras.initializers.Constant(self.initial_threshold),
+                constraint=keras.constraints.NonNeg())
 
     def threshold(self, dtype="float32"):
         """theta per unit (units,)."""
-        return ops.exp(ops.cast(self.log_threshold, dtype))
+        theta = ops.cast(self.theta, dtype)
+        return ops.exp(theta) if self.log_threshold else theta
+
+    def l0_penalty(self, l0):
+        """The penalty (without its coefficient) of per-example L0s (N,), float32."""
+        l0 = ops.cast(l0, "float32")
+        if self.target_l0 is None:
+            return ops.mean(l0)
+        return ops.mean(2.0 / self.target_l0 * ops.square(l0 - self.target_l0))
 
     def call(self, x, training=False):
         flat = _flat(x)
         threshold = self.threshold(flat.dtype)
         if self.l0_coefficient:
             l0 = ops.sum(step(flat, threshold, self.bandwidth), axis=1)
-            self.add_loss(self.l0_coefficient * ops.cast(ops.mean(l0), "float32"))
+            self.add_loss(self.l0_coefficient * self.l0_penalty(l0))
         return ops.reshape(jump_relu(flat, threshold, self.bandwidth), ops.shape(x))
 
     def get_config(self):
         config = super().get_config()
         config.pop("positive")
         return {**config, "initial_threshold": self.initial_threshold,
-                "bandwidth": self.bandwidth, "l0_coefficient": self.l0_coefficient}
+                "bandwidth": self.bandwidth, "l0_coefficient": self.l0_coefficient,
+                "target_l0": self.target_l0, "log_threshold": self.log_threshold}
 
 
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)

@@ -6,7 +6,10 @@
 (Gao et al. 2024, "Scaling and evaluating sparse autoencoders"): b_pre and
 b_dec start at the data mean (`initialize_from_data`); W_enc starts as W_dec
 transposed; each latent's decoder vector (a row of W_dec's (N, D) kernel) is
-kept at unit norm after every optimizer step (a `UnitNorm` constraint). Gao
+kept at unit norm after every optimizer step (a `UnitNorm` constraint;
+`unit_norm_decoder=False` leaves the rows free, as SAELens trains its TopK,
+BatchTopK and JumpReLU SAEs: a latent's scale can then sit in its encoder or its
+decoder row). Gao
 et al. tie b_pre and b_dec into one vector; here they are separate weights of
 the encoder and decoder sub-models (so that each loads and serves on its own)
 with the same starting value.
@@ -320,6 +323,7 @@ def build_dictionary_autoencoder(
     dead_after_examples=DEFAULT_DEAD_AFTER_EXAMPLES,
     noise_stddev=0.0,
     tied_weights=False,
+    unit_norm_decoder=True,
     initial_norm=1.0,
     normalize="none",
     prefixes=(),
@@ -343,6 +347,11 @@ def build_dictionary_autoencoder(
         noise_stddev: Gaussian input noise in training.
         tied_weights: one matrix W_dec = W_enc^T (module docstring); no
             unit-norm constraint then.
+        unit_norm_decoder: keep each decoder row at unit norm after every
+            step (Gao et al.); False leaves the rows free, as SAELens does
+            (with `initial_norm` 0.1 its start; docs/synthetic.md). Free rows
+            let an L1 penalty shrink the code while the rows grow: use them
+            with TopK, BatchTopK or JumpReLU.
         initial_norm: norm of each latent's initial decoder row (> 0; e.g.
             0.28 is N(0, 0.01) per weight for 784 pixels, FC-WTA's start).
         normalize: "none", or "mean-norm": the model scales its input by s
@@ -379,6 +388,9 @@ def build_dictionary_autoencoder(
         activity_regularizer, code_activation, accepts_code_penalty=True
     )
     initial_norm = check_positive_float("initial_norm", initial_norm)
+    if not isinstance(unit_norm_decoder, bool):
+        raise ValueError(f"Expected `unit_norm_decoder` to be a bool. Received: "
+                         f"unit_norm_decoder={unit_norm_decoder!r}")
     normalizing, denormalizing = _assembly.normalization_layers(normalize, output_activation)
     pixels = math.prod(input_shape)
     # === Decoder rows: random vectors of initial_norm; the encoder starts as their transpose ===
@@ -396,7 +408,8 @@ def build_dictionary_autoencoder(
     decoder_layers = [
         keras.layers.Dense(
             pixels, use_bias=False, name=DICTIONARY_LAYER,
-            kernel_constraint=None if tied_weights else keras.constraints.UnitNorm(axis=1),
+            kernel_constraint=(keras.constraints.UnitNorm(axis=1)
+                               if unit_norm_decoder and not tied_weights else None),
             trainable=not tied_weights,  # a tied decoder's kernel is a copy of W_enc^T
         ),
         # In float32 under a mixed policy: the bias add, where bfloat16 would

@@ -154,6 +154,7 @@ def test_config_round_trip_and_registry(layer):
         (lambda: JumpReLU(initial_threshold=0.0), "Received: initial_threshold=0.0"),
         (lambda: JumpReLU(bandwidth=-1.0), "Received: bandwidth=-1.0"),
         (lambda: JumpReLU(l0_coefficient=float("nan")), "Received: l0_coefficient=nan"),
+        (lambda: JumpReLU(target_l0=0), "Received: target_l0=0"),
         (lambda: Gated(l1_coefficient=-0.1), "Received: l1_coefficient=-0.1"),
     ],
 )
@@ -217,21 +218,75 @@ def test_jumprelu_values_penalty_and_straight_through_gradients_match_numpy():
     theta0, eps, coefficient = 0.2, 0.1, 0.7
     layer = JumpReLU(theta0, bandwidth=eps, l0_coefficient=coefficient)
     layer.build(z.shape)
-    layer.log_threshold.assign(np.log(np.linspace(0.1, 0.3, 6)).astype("float32"))
     theta = np.linspace(0.1, 0.3, 6)
+    layer.theta.assign(theta.astype("float32"))  # theta itself is the weight
 
     def loss(z):
         return keras.ops.sum(layer(z, training=True)) + sum(layer.losses)
 
-    (d_z,), (d_log_theta,) = gradients(loss, [z], [layer.log_threshold])
+    (d_z,), (d_theta,) = gradients(loss, [z], [layer.theta])
     h = keras.ops.convert_to_numpy(layer(z, training=True))
     h_ref, penalty, d_z_ref, d_theta_ref = numpy_jumprelu(z.astype("float64"), theta, eps, coefficient)
     np.testing.assert_allclose(h, h_ref, atol=1e-6)
     np.testing.assert_allclose(float(keras.ops.convert_to_numpy(layer.losses[0])), penalty, rtol=1e-6)
     np.testing.assert_allclose(d_z, d_z_ref, atol=1e-6)  # through the firing units only
-    # theta = exp(log theta): the chain rule multiplies by theta.
-    np.testing.assert_allclose(d_log_theta, d_theta_ref * theta, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(d_theta, d_theta_ref, rtol=1e-4, atol=1e-5)
     assert np.abs(d_theta_ref).sum() > 0  # the kernel saw some pre-activations
+
+
+def test_jumprelu_quadratic_l0_penalty_and_its_threshold_gradient_match_numpy():
+    """target_l0 = T: coefficient * mean_n 2 / T (L0_n - T)^2 (Gemma Scope 2)."""
+    z = scores(batch=64, units=6, seed=3) * 0.3
+    eps, coefficient, target = 0.1, 0.7, 2.0
+    layer = JumpReLU(0.2, bandwidth=eps, l0_coefficient=coefficient, target_l0=target)
+    layer.build(z.shape)
+    theta = np.linspace(0.1, 0.3, 6)
+    layer.theta.assign(theta.astype("float32"))
+
+    def penalty_only(z):
+        layer(z, training=True)
+        return sum(layer.losses)
+
+    _, (d_theta,) = gradients(penalty_only, [z], [layer.theta])
+    above = (z > theta).astype("float64")
+    l0 = above.sum(axis=1)
+    penalty = coefficient * np.mean(2 / target * (l0 - target) ** 2)
+    layer(z, training=True)
+    np.testing.assert_allclose(float(keras.ops.convert_to_numpy(layer.losses[0])), penalty, rtol=1e-6)
+    # dP/dtheta_j = coefficient / N sum_n 4 / T (L0_n - T) * (-(1 / eps) K((z_nj - theta_j) / eps))
+    kernel = (np.abs((z - theta) / eps) < 0.5).astype("float64")
+    d_ref = coefficient / len(z) * (4 / target * (l0 - target)[:, None] * -(1 / eps) * kernel).sum(0)
+    np.testing.assert_allclose(d_theta, d_ref, rtol=1e-4, atol=1e-5)
+    assert np.abs(d_ref).sum() > 0
+
+
+def test_jumprelu_threshold_stays_non_negative_under_training():
+    """theta is the weight, kept >= 0 by its NonNeg constraint after each step."""
+    layer = JumpReLU(0.01, bandwidth=0.05, l0_coefficient=0.0)
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, layer(inputs))
+    model.compile(keras.optimizers.SGD(1.0), loss="mse")
+    x = np.full((32, 4), 0.02, "float32")  # every unit in the kernel's window
+    model.fit(x, np.full((32, 4), 10.0, "float32"), epochs=1, batch_size=32, verbose=0)
+    theta = np.asarray(layer.theta)
+    assert (theta >= 0).all() and (theta < 0.01).all()  # it moved down, and stopped at 0
+
+
+def test_jumprelu_saved_with_log_threshold_loads_as_it_was_trained():
+    """A config without `log_threshold` is a model of the log(theta) days: exp(weight)."""
+    config = JumpReLU(0.5, bandwidth=0.1).get_config()
+    assert config["log_threshold"] is False
+    del config["log_threshold"]
+    old = JumpReLU.from_config(config)
+    old.build((2, 3))
+    assert old.theta.path.endswith("log_threshold")
+    np.testing.assert_allclose(np.asarray(old.threshold()), 0.5, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(old.theta), np.log(0.5), rtol=1e-6)
+    new = JumpReLU.from_config(JumpReLU(0.5, bandwidth=0.1).get_config())
+    new.build((2, 3))
+    np.testing.assert_allclose(np.asarray(new.theta), 0.5, rtol=1e-6)
+    z = np.array([[0.4, 0.6, 1.0], [0.7, 0.2, 0.55]], "float32")
+    np.testing.assert_allclose(np.asarray(old(z)), np.asarray(new(z)), rtol=1e-6)
 
 
 def test_gated_code_values_penalty_and_gradients_match_numpy():

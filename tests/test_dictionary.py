@@ -64,6 +64,24 @@ def test_decoder_rows_stay_unit_norm_after_a_training_step():
     np.testing.assert_allclose(np.linalg.norm(rows, axis=1), 1, rtol=1e-5)
 
 
+def test_unit_norm_decoder_false_leaves_the_rows_free_from_their_initial_norm(tmp_path):
+    model = build(code_activation=models.BatchTopK(4), unit_norm_decoder=False, initial_norm=0.1)
+    rows = np.asarray(model.get_layer("decoder").get_layer(DICTIONARY_LAYER).kernel)
+    np.testing.assert_allclose(np.linalg.norm(rows, axis=1), 0.1, rtol=1e-5)
+    model.compile(keras.optimizers.Adam(0.1), "mse")
+    model.fit(images(), images(), epochs=1, batch_size=8, verbose=0)
+    rows = np.asarray(model.get_layer("decoder").get_layer(DICTIONARY_LAYER).kernel)
+    norms = np.linalg.norm(rows, axis=1)
+    assert np.ptp(norms) > 0.01 and not np.allclose(norms, 1, atol=1e-3)
+    path = tmp_path / "free.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)  # safe mode
+    assert loaded.get_layer("decoder").get_layer(DICTIONARY_LAYER).kernel.constraint is None
+    with pytest.raises(ValueError, match="Expected `unit_norm_decoder` to be a bool. "
+                                         "Received: unit_norm_decoder='no'"):
+        build(unit_norm_decoder="no")
+
+
 def auxk_reference(model, x, dead, aux_k):
     """The AuxK loss in NumPy: the top aux_k dead latents reconstruct the residual."""
     encoder = model.get_layer("encoder")

@@ -95,6 +95,9 @@ def test_knob_values_start_at_the_true_l0():
     assert wta[0] == pytest.approx(8 / 1024) and len(wta) == 3
     reg, options = synthetic.kind_options("matryoshka", 8, synthetic.RunSpec(latents=64))
     assert reg == "none" and options["prefixes"] == (8, 32) and options["aux_k"] == 32
+    assert options["dead_after_examples"] == 20_000 and options["unit_norm_decoder"] is False
+    _, options = synthetic.kind_options("jumprelu", 1.75, synthetic.RunSpec(), true_l0=8.02)
+    assert options["target_l0"] == 8.02 and options["initial_threshold"] == 1.75
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -129,7 +132,7 @@ def test_a_python_without_sae_lens_is_skipped_with_one_line(tmp_path):
 
 
 def test_saelens_gets_the_same_size_l0_and_examples(tmp_path):
-    run = synthetic.RunSpec(latents=512, batch_size=256)
+    run = synthetic.RunSpec(latents=512, batch_size=256, dead_after_examples=50_000)
     command = synthetic.peer_command("py", "jumprelu", tmp_path, run, 8.0, 12345, "o.npz")
     flags = dict(zip(command[3::2], command[4::2]))
     assert flags["--latents"] == "512" and flags["--l0"] == "8"
