@@ -268,7 +268,7 @@ def test_jumprelu_threshold_stays_non_negative_under_training():
     model.compile(keras.optimizers.SGD(1.0), loss="mse")
     x = np.full((32, 4), 0.02, "float32")  # every unit in the kernel's window
     model.fit(x, np.full((32, 4), 10.0, "float32"), epochs=1, batch_size=32, verbose=0)
-    theta = np.asarray(layer.theta)
+    theta = keras.ops.convert_to_numpy(layer.theta)
     assert (theta >= 0).all() and (theta < 0.01).all()  # it moved down, and stopped at 0
 
 
@@ -280,13 +280,14 @@ def test_jumprelu_saved_with_log_threshold_loads_as_it_was_trained():
     old = JumpReLU.from_config(config)
     old.build((2, 3))
     assert old.theta.path.endswith("log_threshold")
-    np.testing.assert_allclose(np.asarray(old.threshold()), 0.5, rtol=1e-6)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(old.threshold()), 0.5, rtol=1e-6)
     np.testing.assert_allclose(np.asarray(old.theta), np.log(0.5), rtol=1e-6)
     new = JumpReLU.from_config(JumpReLU(0.5, bandwidth=0.1).get_config())
     new.build((2, 3))
     np.testing.assert_allclose(np.asarray(new.theta), 0.5, rtol=1e-6)
     z = np.array([[0.4, 0.6, 1.0], [0.7, 0.2, 0.55]], "float32")
-    np.testing.assert_allclose(np.asarray(old(z)), np.asarray(new(z)), rtol=1e-6)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(old(z)),
+                               keras.ops.convert_to_numpy(new(z)), rtol=1e-6)
 
 
 def test_gated_code_values_penalty_and_gradients_match_numpy():
