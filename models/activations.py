@@ -386,8 +386,9 @@ class JumpReLU(_CodeActivation):
     def __init__(self, initial_threshold=1e-3, bandwidth=1e-3, l0_coefficient=1e-3,
                  target_l0: float | None = None, **kwargs):
         kwargs.pop("positive", None)  # z * H(z - theta) >= 0 already
-        self.log_threshold = bool(kwargs.pop("log_threshold", False))
+        log_threshold = bool(kwargs.pop("log_threshold", False))
         super().__init__(positive=True, **kwargs)
+        self.log_threshold = log_threshold
         self.initial_threshold = check_positive_float("initial_threshold", initial_threshold)
         self.bandwidth = check_positive_float("bandwidth", bandwidth)
         self.l0_coefficient = _check_coefficient("l0_coefficient", l0_coefficient)
