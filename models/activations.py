@@ -398,7 +398,7 @@ class JumpReLU(_CodeActivation):
     @classmethod
     def from_config(cls, config):
         # A config without the key is a model saved when log(theta) was the weight.
-        return cls(**{"log_threshold": True, **config})
+        return super().from_config({"log_threshold": True, **config})
 
     def build(self, input_shape):
         units = math.prod(input_shape[1:])
