@@ -18,7 +18,6 @@ import re
 import shutil
 import sys
 import tempfile
-import zipfile
 from pathlib import Path
 
 import keras
@@ -27,8 +26,8 @@ import tensorflow as tf
 import models
 from pipeline import faults
 from pipeline.artefacts import (  # noqa: F401  (export's names and target checks)
-    EVAL_SUFFIX, MAX_NAME_LENGTH, NAME_PATTERN, SAVED_MODEL_ENTRIES, OutputError, artefacts,
-    check_name, check_targets, is_previous_export)
+    EVAL_SUFFIX, SAVED_MODEL_ENTRIES, OutputError, artefacts, check_name, check_targets,
+    is_previous_export)
 from pipeline import locks
 # The loader lives in a module without TensorFlow (sparse_ae_zoo imports it on any
 # Keras backend); export.load_model stays the pipeline's name for it.
