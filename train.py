@@ -131,6 +131,15 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def command_reg(args, table=None):
+    """The penalty of a command without --preset: --reg, else "none" for a code
+    activation that is sparse by itself (TopK, WTA, ...: no default L1 on top),
+    else the default penalty (from the flag table: no TensorFlow)."""
+    table = table or flags.table()
+    sparse_code = args.code_activation in table["code_activations"]
+    return args.reg or ("none" if sparse_code else table["default_reg"])
+
+
 def resolve(args):
     """(config, name) of the parsed command line."""
     from pipeline import config as config_lib
@@ -148,10 +157,7 @@ def resolve(args):
         model, reg, preset, name = entry.model, entry.reg, entry.options, name or args.preset
     else:
         model = args.model or config_lib.TrainConfig.model
-        # A code activation that is sparse by itself (TopK, WTA, ...) needs no
-        # penalty: without --reg it trains with none, not the default L1.
-        sparse_code = args.code_activation in config_lib.models.CODE_ACTIVATIONS
-        reg = args.reg or ("none" if sparse_code else config_lib.TrainConfig.reg)
+        reg = command_reg(args)
         preset = manifest.preset_of(model, reg)
     overrides = {key: getattr(args, key) for key in config_lib.options()}
     return config_lib.resolve_config(model, reg, preset=preset, **overrides), name
@@ -160,13 +166,11 @@ def resolve(args):
 def run_name(args, table=None):
     """The export name of a command, as `resolve` and training give it, from the
     flag table alone (no TensorFlow): --name, else the preset, else MODEL-REG
-    (REG "none" for a code activation that is sparse by itself, as in `resolve`)."""
+    (REG from `command_reg`, as in `resolve`)."""
     table = table or flags.table()
     if args.name or args.preset:
         return args.name or args.preset
-    sparse_code = args.code_activation in table["code_activations"]
-    reg = args.reg or ("none" if sparse_code else table["default_reg"])
-    return f"{args.model or table['default_model']}-{reg}"
+    return f"{args.model or table['default_model']}-{command_reg(args, table)}"
 
 
 def check_target_early(args):
