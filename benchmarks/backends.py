@@ -51,7 +51,9 @@ def build(name, input_shape):
         activity_regularizer=config_lib.build_penalty(config), name=name, **architecture)
     loss = ("binary_crossentropy" if architecture["output_activation"] == "sigmoid"
             else "mean_squared_error")
-    model.compile(keras.optimizers.Adam(config.learning_rate), loss, jit_compile="auto",
+    optimizer = keras.optimizers.Adam(config.learning_rate, epsilon=config.adam_epsilon,
+                                      global_clipnorm=config.global_clipnorm or None)
+    model.compile(optimizer, loss, jit_compile="auto",
                   steps_per_execution=steps_per_execution(config))
     return model, config
 

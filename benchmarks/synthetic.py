@@ -230,19 +230,34 @@ def score(features, decoder, x, x_hat, fired, l0):
 # L0 as a function of (true L0, latents), the factors of the plot's other points).
 # TopK, BatchTopK, Matryoshka and JumpReLU keep their decoder rows free, starting at
 # norm 0.1, as SAELens trains them: with unit-norm rows BatchTopK found 89% of the
-# features, with free ones 99 to 100% (docs/synthetic.md). JumpReLU pulls each
-# example's L0 to the true L0 (the quadratic penalty, `target_l0`, set in
-# `kind_options`); its starting threshold is its knob (in the units of the
-# mean-norm normalisation; theta moves by about the learning rate per step).
+# features, with free ones 99 to 100% (docs/synthetic.md).
 FREE_ROWS = dict(unit_norm_decoder=False, initial_norm=0.1)
-JUMPRELU = dict(code_activation="jumprelu", bandwidth=0.2, l0_coefficient=4e-3,
-                unit_norm_decoder=False)
+# JumpReLU is trained as SAELens trains it: theta from 0.01 (every latent fires at
+# first), bandwidth 0.05, the quadratic L0 penalty around the target L0 (its knob),
+# and the gradient clipped to global norm 1 before Adam with epsilon 1e-8, in
+# SAELens' units (`saelens_units`). The clipping is what makes that dense start
+# work: without it the latents' pre-activations outgrow theta and L0 ends above
+# 200, in SAELens' own trainer as in ours (docs/synthetic.md).
+JUMPRELU = dict(code_activation="jumprelu", initial_threshold=0.01, bandwidth=0.05,
+                **FREE_ROWS)
+# SAELens' coefficient of its quadratic L0 penalty, global norm of its gradient
+# clipping (SAETrainer) and Adam's epsilon, in its units.
+SAELENS_JUMPRELU = dict(l0_coefficient=1.0, global_clipnorm=1.0, adam_epsilon=1e-8)
+
+
+def saelens_units(options, dimensions):
+    """SAELens' loss-scaled settings in ours: SAELens sums the squared error over the D
+    dimensions of an example where ours averages it, so its loss, and every gradient,
+    is D times ours; the L0 coefficient, the clipping norm and Adam's epsilon scale by 1/D."""
+    return {name: value / dimensions for name, value in options.items()}
+
+
 KINDS = {
     "topk": ("none", dict(code_activation="topk", **FREE_ROWS), "k", lambda l0, n: round(l0),
              (0.5, 2)),
     "batchtopk": ("none", dict(code_activation="batchtopk", **FREE_ROWS), "k",
                   lambda l0, n: round(l0), (0.5, 2)),
-    "jumprelu": ("none", JUMPRELU, "initial_threshold", lambda l0, n: 1.75, (0.5, 2)),
+    "jumprelu": ("none", JUMPRELU, "target_l0", lambda l0, n: float(l0), (0.5, 2)),
     "gated": ("none", dict(code_activation="gated"), "l1_coefficient", lambda l0, n: 0.04,
               (1 / 3, 3)),
     "matryoshka": ("none", dict(code_activation="batchtopk", **FREE_ROWS), "k",
@@ -275,16 +290,16 @@ class RunSpec:
                              f"Received: learning_rate={self.learning_rate!r}")
 
 
-def kind_options(kind, value, run, true_l0=None):
-    """(reg, options) of one of our dictionaries of `kind` with its knob at `value`
-    (JumpReLU's quadratic L0 penalty pulls to `true_l0`)."""
+def kind_options(kind, value, run, dimensions):
+    """(reg, options) of one of our dictionaries of `kind` with its knob at `value`,
+    on examples of `dimensions` values."""
     reg, options, knob, _, _ = KINDS[kind]
     options = {**options, knob: value}
     if options["code_activation"] in ("topk", "batchtopk"):
         options["aux_k"] = min(run.latents // 2, 128)  # AuxK, as SAELens' D / 2
         options["dead_after_examples"] = run.dead_after_examples
-    if kind == "jumprelu" and true_l0 is not None:
-        options["target_l0"] = float(true_l0)
+    if kind == "jumprelu":
+        options.update(saelens_units(SAELENS_JUMPRELU, dimensions))
     if kind == "matryoshka":
         options["prefixes"] = (run.latents // 8, run.latents // 2)
     return reg, options
@@ -300,14 +315,15 @@ def knob_values(kind, true_l0, latents, quick):
     return list(dict.fromkeys(values))
 
 
-def train_ours(kind, value, run, folder, workdir, name, true_l0=None):
+def train_ours(kind, value, run, folder, workdir, name):
     """Trains one of our dictionaries on folder/train.npy; returns (model, seconds)."""
     import keras
 
     from pipeline import config as config_lib
     from pipeline import training
 
-    reg, options = kind_options(kind, value, run, true_l0)
+    dimensions = np.load(folder / "train.npy", mmap_mode="r").shape[1]
+    reg, options = kind_options(kind, value, run, dimensions)
     config = config_lib.resolve_config(
         "dictionary", reg, code_size=run.latents, epochs=run.epochs,
         batch_size=run.batch_size, learning_rate=run.learning_rate, seed=run.seed,
@@ -403,8 +419,7 @@ def run_ours(kinds, folder, run, true_l0, workdir, quick):
     for kind in kinds:
         knob = KINDS[kind][2]
         for index, value in enumerate(knob_values(kind, true_l0, run.latents, quick)):
-            model, seconds = train_ours(kind, value, run, folder, workdir, f"{kind}-{index}",
-                                        true_l0)
+            model, seconds = train_ours(kind, value, run, folder, workdir, f"{kind}-{index}")
             decoder, x_hat, fired, l0 = evaluate_ours(model, x)
             row = {"library": "ours", "kind": kind, "knob": f"{knob}={value:.3g}",
                    "at_true_l0": index == 0, **score(features, decoder, x, x_hat, fired, l0),

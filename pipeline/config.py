@@ -55,6 +55,11 @@ class TrainConfig:
     epochs: int = _field(20, "training epochs")
     batch_size: int = _field(128, "batch size")
     learning_rate: float = _field(1e-3, "Adam learning rate")
+    adam_epsilon: float = _field(1e-7, "Adam's epsilon, added to sqrt(v) (Keras' default); "
+                                 "in the units of the loss's gradients")
+    global_clipnorm: float = _field(
+        0.0, "rescale each step's gradients to this global norm at most before Adam "
+        "(Keras' global_clipnorm; 0: no clipping)")
     validation_fraction: float = _field(1 / 12, "share of the training set held out")
     seed: int = _field(1337, "random seed (weights, noise, split, shuffling)")
     # === Speed ===
@@ -83,12 +88,17 @@ class TrainConfig:
                 or not 0 <= self.seed <= MAX_SEED:
             raise ValueError(f"Expected `seed` to be an integer in [0, {MAX_SEED}] (NumPy's "
                              f"range). Received: seed={self.seed!r}")
-        for name in ("learning_rate", "active_threshold"):
+        for name in ("learning_rate", "adam_epsilon", "active_threshold"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ValueError(
                     f"Expected `{name}` to be a finite number > 0. Received: {name}={value!r}"
                 )
+        if isinstance(self.global_clipnorm, bool) \
+                or not isinstance(self.global_clipnorm, (int, float)) \
+                or not (math.isfinite(self.global_clipnorm) and self.global_clipnorm >= 0):
+            raise ValueError("Expected `global_clipnorm` to be a finite number >= 0 (0: no "
+                             f"clipping). Received: global_clipnorm={self.global_clipnorm!r}")
         if isinstance(self.revive_every, bool) or not isinstance(self.revive_every, int) \
                 or self.revive_every < 0:
             raise ValueError("Expected `revive_every` to be an integer >= 0. "

@@ -60,14 +60,16 @@ def reconstruction_loss(model):
 
 
 def compile_model(model, *, learning_rate, jit_compile, steps_per_execution, optimizer=None,
-                  unit_interval=True):
-    """Compiles `model` with the objective, Adam (`pipeline.optimizers`) and the
+                  unit_interval=True, adam_epsilon=optimizers.EPSILON, global_clipnorm=0.0):
+    """Compiles `model` with the objective, Adam (`pipeline.optimizers`, with its
+    `adam_epsilon` and gradient clipping to `global_clipnorm`, 0 for none) and the
     reconstruction metrics (of data in [0, 1] if `unit_interval`); `optimizer`,
     a Keras optimizer class taking the learning rate, replaces Adam (the speed
     benchmark compares them)."""
     model.compile(
         optimizer=(optimizer(learning_rate) if optimizer is not None
-                   else optimizers.make_optimizer(learning_rate)),
+                   else optimizers.make_optimizer(learning_rate, epsilon=adam_epsilon,
+                                                  global_clipnorm=global_clipnorm)),
         loss=reconstruction_loss(model),
         # The loss includes the penalties; these are reconstruction only.
         metrics=reconstruction_metrics(unit_interval),

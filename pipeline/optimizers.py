@@ -83,8 +83,17 @@ class FusedAdam(keras.optimizers.Optimizer):
                 "epsilon": self.epsilon}
 
 
-def make_optimizer(learning_rate):
-    """FusedAdam, or Keras' Adam inside a `tf.distribute` strategy's scope."""
+def make_optimizer(learning_rate, epsilon=EPSILON, global_clipnorm=None):
+    """FusedAdam, or Keras' Adam inside a `tf.distribute` strategy's scope.
+
+    Args:
+        learning_rate: Adam's learning rate.
+        epsilon: Adam's epsilon, added to sqrt(v).
+        global_clipnorm: rescale the gradients g of every step to norm at most
+            this, g * min(1, c / ||g||) over all weights at once (Keras'
+            `global_clipnorm`), or None (or 0) for no clipping.
+    """
+    options = dict(epsilon=epsilon, global_clipnorm=global_clipnorm or None)
     if tf.distribute.has_strategy():
-        return keras.optimizers.Adam(learning_rate)
-    return FusedAdam(learning_rate)
+        return keras.optimizers.Adam(learning_rate, **options)
+    return FusedAdam(learning_rate, **options)

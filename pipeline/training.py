@@ -83,6 +83,7 @@ def build_model(config, input_shape=data.IMAGE_SHAPE, name=None, policy=None, un
     return objective.compile_model(
         model, learning_rate=config.learning_rate, jit_compile=config.jit_compile,
         steps_per_execution=config.steps_per_execution, unit_interval=unit_interval,
+        adam_epsilon=config.adam_epsilon, global_clipnorm=config.global_clipnorm,
     )
 
 

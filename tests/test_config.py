@@ -63,6 +63,11 @@ def test_code_activation_arguments_reach_the_config():
         ({"model": "dictionary", "code_activation": "topk", "k": 0}, "Received: k=0"),
         ({"revive_every": -1}, "Expected `revive_every` to be an integer >= 0. Received: revive_every=-1"),
         ({"revive_until": 1.5}, "Expected `revive_until` in (0, 1]. Received: revive_until=1.5"),
+        ({"adam_epsilon": 0.0}, "Expected `adam_epsilon` to be a finite number > 0. "
+                                "Received: adam_epsilon=0.0"),
+        ({"global_clipnorm": -1.0}, "Expected `global_clipnorm` to be a finite number >= 0 "
+                                    "(0: no clipping). Received: global_clipnorm=-1.0"),
+        ({"global_clipnorm": float("inf")}, "Received: global_clipnorm=inf"),
     ],
 )
 def test_bad_values_raise_with_the_value(kwargs, message):

@@ -93,11 +93,15 @@ def test_knob_values_start_at_the_true_l0():
     assert synthetic.knob_values("topk", 8.02, 1024, quick=False) == [8, 4, 16]
     wta = synthetic.knob_values("wta", 8.0, 1024, quick=False)
     assert wta[0] == pytest.approx(8 / 1024) and len(wta) == 3
-    reg, options = synthetic.kind_options("matryoshka", 8, synthetic.RunSpec(latents=64))
+    reg, options = synthetic.kind_options("matryoshka", 8, synthetic.RunSpec(latents=64), 256)
     assert reg == "none" and options["prefixes"] == (8, 32) and options["aux_k"] == 32
     assert options["dead_after_examples"] == 20_000 and options["unit_norm_decoder"] is False
-    _, options = synthetic.kind_options("jumprelu", 1.75, synthetic.RunSpec(), true_l0=8.02)
-    assert options["target_l0"] == 8.02 and options["initial_threshold"] == 1.75
+    assert synthetic.knob_values("jumprelu", 8.02, 1024, quick=False) == [8.02, 4.01, 16.04]
+    # SAELens' JumpReLU settings, its loss summed over D = 256 values where ours averages.
+    _, options = synthetic.kind_options("jumprelu", 8.02, synthetic.RunSpec(), 256)
+    assert options["target_l0"] == 8.02 and options["initial_threshold"] == 0.01
+    assert options["l0_coefficient"] == options["global_clipnorm"] == pytest.approx(1 / 256)
+    assert options["adam_epsilon"] == pytest.approx(1e-8 / 256)
 
 
 @pytest.mark.parametrize("flags, message", [

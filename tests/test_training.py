@@ -151,6 +151,17 @@ def test_a_code_too_wide_for_memory_is_refused_before_building(tiny_mnist, tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny_mnist.npz"]
 
 
+def test_the_config_sets_adams_epsilon_and_gradient_clipping():
+    from pipeline import manifest
+
+    default = training.build_model(manifest.config_of("dense-l1", hidden_units=(8,))).optimizer
+    assert default.epsilon == 1e-7 and default.global_clipnorm is None
+    config = manifest.config_of("dense-l1", hidden_units=(8,), adam_epsilon=1e-9,
+                                global_clipnorm=0.5)
+    optimizer = training.build_model(config).optimizer
+    assert optimizer.epsilon == 1e-9 and optimizer.global_clipnorm == 0.5
+
+
 @pytest.mark.parametrize("preset,extra", [("dense-l1", {"hidden_units": (8,)}),
                                           ("conv-l1", {"filters": (4,)}),
                                           ("dict-topk", {})])
