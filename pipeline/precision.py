@@ -10,7 +10,8 @@ and serves like any other.
 `python -m benchmarks.speed --precision` (README, "Speed"): on a CPU with bf16
 matrix units (AMX-BF16 or AVX512-BF16, read from /proc/cpuinfo), for the
 families in `BF16_FAMILIES` with an element-wise code (not one of
-`FLOAT32_CODES`), and without XLA, under which TensorFlow's CPU bf16 matmuls
+`FLOAT32_CODES`) that needs no finer numbers than bf16's (not one of
+`FLOAT32_FINE_CODES`), and without XLA, under which TensorFlow's CPU bf16 matmuls
 gain nothing. Elsewhere it picks float32.
 """
 
@@ -35,6 +36,15 @@ BF16_FAMILIES = ("dictionary",)
 # matmuls bf16 speeds up, and bf16 rounding moves the choice (dict-topk trained
 # no faster in bf16, with a 7% higher FVU: README, "Speed").
 FLOAT32_CODES = ("topk", "batchtopk", "wta")
+# Codes that bf16 would speed up but whose training reads the pre-activations more
+# finely than bf16's 8-bit mantissa does, with why. JumpReLU's straight-through
+# estimators look at z within a bandwidth of theta (0.05 in SAELens' recipe), a
+# few bf16 steps at pre-activations of 1 to 5: on the synthetic benchmark it
+# missed 5 true features over 4 seeds in bf16, 2 in float32 (docs/synthetic.md).
+FLOAT32_FINE_CODES = {
+    "jumprelu": "its thresholds learn from pre-activations within a bandwidth of a few "
+                "bf16 steps",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +104,9 @@ def resolve(precision, family, code_activation=None, features=None):
     if code_activation in FLOAT32_CODES:
         return Precision(AUTO, FLOAT32, f"bf16 does not speed up a {code_activation} code",
                          cpu, units)
+    if code_activation in FLOAT32_FINE_CODES:
+        return Precision(AUTO, FLOAT32, f"a {code_activation} code: "
+                         f"{FLOAT32_FINE_CODES[code_activation]}", cpu, units)
     return Precision(AUTO, MIXED_BFLOAT16, f"the CPU has {', '.join(units)}", cpu, units)
 
 

@@ -44,6 +44,12 @@ def test_auto_picks_bf16_only_where_it_pays_on_bf16_cpus(requested, name, featur
     assert record["bf16_units"] == list(features[1]) and record["reason"]
 
 
+def test_auto_keeps_a_jumprelu_dictionary_in_float32_and_says_why():
+    resolved = precision.resolve("auto", "dictionary", "jumprelu", features=AMX)
+    assert resolved.policy == "float32" and "bandwidth" in resolved.reason
+    assert precision.resolve("auto", "dictionary", "relu", features=AMX).policy == "mixed_bfloat16"
+
+
 def test_a_bad_precision_is_named():
     with pytest.raises(ValueError, match=r"Expected `precision` in \['auto', 'float32', "
                                          r"'mixed_bfloat16'\]. Received: precision='fp16'"):
