@@ -65,3 +65,11 @@ def test_make_optimizer_clips_the_global_norm_only_when_asked():
         # w = -lr * g / (|g| + epsilon / sqrt(1 - beta_2)), for the g that reaches it.
         expected = -0.1 * reaching / (np.abs(reaching) + 1e-5 / np.sqrt(1 - optimizers.BETA_2))
         np.testing.assert_allclose(keras.ops.convert_to_numpy(variable), expected, rtol=1e-4)
+
+
+def test_a_variable_it_was_not_built_on_is_refused():
+    optimizer = optimizers.FusedAdam(0.01)
+    optimizer.build(tiny_model().trainable_variables)
+    stranger = tf.Variable(np.zeros(3, "float32"))  # e.g. a replica's copy under tf.distribute
+    with pytest.raises(ValueError, match="Expected FusedAdam to update the variables it was built on"):
+        optimizer.update_step(tf.ones(3), stranger, 0.01)
