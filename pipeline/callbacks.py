@@ -9,6 +9,7 @@ import tensorflow as tf
 from tensorboard.plugins.histogram import metadata as histogram_metadata
 
 import models
+import regularizers
 from pipeline import metrics
 from pipeline import objective
 from pipeline import plots
@@ -185,6 +186,70 @@ class EpochLine(keras.callbacks.Callback):
         parts = [f"{label} {logs[key]:.4g}" for key, label in self.SHOWN.items() if key in logs]
         print(f"epoch {epoch + 1}/{self.epochs}: {', '.join(parts)} "
               f"({time.perf_counter() - self.start:.1f} s)", flush=True)
+
+
+def activity_penalties(model):
+    """The `regularizers.ActivityPenalty` objects of `model`'s layers, sub-models' included."""
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            found += activity_penalties(layer)
+        penalty = getattr(layer, "activity_regularizer", None)
+        if isinstance(penalty, regularizers.ActivityPenalty) and penalty not in found:
+            found.append(penalty)
+    return found
+
+
+class PenaltyWarmup(keras.callbacks.Callback):
+    """Ramps the weight of the model's activity penalties (L1, KL) from 0 to 1 over
+    the first `epochs` epochs, linearly in the training step (SAELens'
+    `l1_warm_up_steps`; Anthropic's L1 warm-up):
+
+        weight(step) = min(1, step / (epochs * steps_per_epoch))
+
+    set before each batch (and each epoch, for a loop without batch callbacks),
+    from the optimizer's step count, so a resumed run continues the ramp. When
+    the batches per epoch are unknown, it ramps by epoch: min(1, epoch / epochs).
+    The weight is 1 once training ends; a saved model's penalty has no warm-up.
+
+    Args:
+        epochs: float > 0, the length of the ramp in epochs.
+        steps_per_epoch: training batches per epoch, or None if unknown.
+    """
+
+    def __init__(self, epochs, steps_per_epoch):
+        super().__init__()
+        self.epochs, self.steps_per_epoch = float(epochs), steps_per_epoch
+        self.weight = None
+
+    def on_train_begin(self, logs=None):
+        penalties = activity_penalties(self.model)
+        if not penalties:
+            raise ValueError("Expected a model with an activity penalty (L1 or KL) to warm "
+                             f"up. Received: a model without one ({self.model.name})")
+        self.weight = keras.Variable(0.0, trainable=False, dtype="float32",
+                                     name="penalty_warmup")
+        for penalty in penalties:
+            penalty.warmup_weight = self.weight
+        if self.steps_per_epoch:
+            self._set(int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)))
+
+    def _set(self, step, steps_per_epoch=None):
+        steps = self.epochs * (steps_per_epoch or self.steps_per_epoch)
+        self.weight.assign(min(1.0, step / steps))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.steps_per_epoch:
+            self._set(epoch * self.steps_per_epoch)
+        else:
+            self._set(epoch, steps_per_epoch=1)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.steps_per_epoch:
+            self._set(int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)))
+
+    def on_train_end(self, logs=None):
+        self.weight.assign(1.0)
 
 
 def training_callbacks(logdir, sample, *, threshold=metrics.ACTIVE_THRESHOLD, backup=None,

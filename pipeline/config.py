@@ -60,6 +60,9 @@ class TrainConfig:
     global_clipnorm: float = _field(
         0.0, "rescale each step's gradients to this global norm at most before Adam "
         "(Keras' global_clipnorm; 0: no clipping)")
+    penalty_warmup_epochs: float = _field(
+        0.0, "ramp the activity penalty's weight (L1, KL) from 0 to 1 over the first N "
+        "epochs (SAELens' l1_warm_up_steps; 0: off)")
     validation_fraction: float = _field(1 / 12, "share of the training set held out")
     seed: int = _field(1337, "random seed (weights, noise, split, shuffling)")
     # === Speed ===
@@ -99,6 +102,17 @@ class TrainConfig:
                 or not (math.isfinite(self.global_clipnorm) and self.global_clipnorm >= 0):
             raise ValueError("Expected `global_clipnorm` to be a finite number >= 0 (0: no "
                              f"clipping). Received: global_clipnorm={self.global_clipnorm!r}")
+        if isinstance(self.penalty_warmup_epochs, bool) \
+                or not isinstance(self.penalty_warmup_epochs, (int, float)) \
+                or not (math.isfinite(self.penalty_warmup_epochs)
+                        and self.penalty_warmup_epochs >= 0):
+            raise ValueError("Expected `penalty_warmup_epochs` to be a finite number >= 0 (0: "
+                             f"off). Received: penalty_warmup_epochs={self.penalty_warmup_epochs!r}")
+        if self.penalty_warmup_epochs and not isinstance(build_penalty(self),
+                                                         regularizers.ActivityPenalty):
+            raise ValueError("Expected an activity penalty (reg l1 or kl) with "
+                             f"`penalty_warmup_epochs`. Received: reg={self.reg!r}, "
+                             f"penalty_warmup_epochs={self.penalty_warmup_epochs!r}")
         if isinstance(self.revive_every, bool) or not isinstance(self.revive_every, int) \
                 or self.revive_every < 0:
             raise ValueError("Expected `revive_every` to be an integer >= 0. "

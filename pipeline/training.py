@@ -273,6 +273,10 @@ def _fit(model, config, strategy, datasets, sample, run_dir, backup, extra_callb
     `pipeline.revival.DeadUnitRevival` or None.
     """
     train_ds, val_ds = datasets
+    if config.penalty_warmup_epochs:  # counted before a dry run takes its one batch
+        extra_callbacks = [callbacks_lib.PenaltyWarmup(config.penalty_warmup_epochs,
+                                                       _batches(train_ds)),
+                           *extra_callbacks]
     multi_worker = distribution.is_multi_worker(strategy)
     epochs = 1 if dry_run else config.epochs
     start = time.perf_counter()

@@ -60,6 +60,10 @@ class ActivityPenalty(keras.regularizers.Regularizer):
     """
 
     requires_unit_interval = False
+    # A scalar variable that multiplies the penalty in training while it is
+    # warmed up (`pipeline.callbacks.PenaltyWarmup` sets it); None: weight 1.
+    # Not part of the config: a saved model's penalty has its full weight.
+    warmup_weight = None
 
     def penalty(self, x):
         """The penalty that reaches the loss, for activations `x` of shape (N, ...)."""
@@ -68,7 +72,10 @@ class ActivityPenalty(keras.regularizers.Regularizer):
     def __call__(self, x):
         x = ops.cast(x, "float32")  # see the module docstring
         batch_size = ops.cast(ops.shape(x)[0], x.dtype)
-        return self.penalty(x) * batch_size
+        value = self.penalty(x) * batch_size
+        if self.warmup_weight is not None:
+            value = value * ops.cast(self.warmup_weight, value.dtype)
+        return value
 
 
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)

@@ -130,3 +130,44 @@ def test_a_histogram_of_two_million_codes_needs_no_one_hot_matrix():
                             cwd=Path(monitoring.__file__).parents[1])
     # tf.summary.histogram's one-hot matrix: 2M x 50 float64 values, 800 MB.
     assert float(result.stdout.split()[-1]) < 200, result.stdout + result.stderr
+
+
+def test_penalty_warmup_ramps_the_l1_weight_by_step_then_leaves_it_whole():
+    l1 = L1Sparsity(0.5)
+    model = models.build_dense_autoencoder((4,), 2, hidden_units=(), activity_regularizer=l1)
+    model.compile(optimizer="sgd", loss="mse")
+    assert monitoring.activity_penalties(model) == [l1]
+    x = np.random.default_rng(0).random((32, 4)).astype("float32")
+    warmup = monitoring.PenaltyWarmup(epochs=2, steps_per_epoch=4)
+    seen = []
+    record = keras.callbacks.LambdaCallback(  # after the warm-up sets the batch's weight
+        on_train_batch_begin=lambda batch, logs: seen.append(float(warmup.weight.numpy())))
+    model.fit(x, x, batch_size=8, epochs=3, shuffle=False, verbose=0, callbacks=[warmup, record])
+    assert seen == pytest.approx([s / 8 for s in range(8)] + [1.0] * 4)
+    assert float(warmup.weight.numpy()) == 1.0
+    # The penalty that reaches the loss is the weight times the formula's.
+    h = model.get_layer("encoder")(x)
+    warmup.weight.assign(0.25)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(l1(h)) / len(x),
+                               0.25 * keras.ops.convert_to_numpy(l1.penalty(h)), rtol=1e-5)
+
+
+def test_penalty_warmup_without_step_counts_ramps_by_epoch():
+    model = models.build_dense_autoencoder((4,), 2, hidden_units=(),
+                                           activity_regularizer=L1Sparsity(0.5))
+    model.compile(optimizer="sgd", loss="mse")
+    warmup = monitoring.PenaltyWarmup(epochs=4, steps_per_epoch=None)
+    seen = []
+    record = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: seen.append(float(warmup.weight.numpy())))
+    x = np.zeros((8, 4), "float32")
+    model.fit(x, x, batch_size=8, epochs=3, verbose=0, callbacks=[warmup, record])
+    assert seen == pytest.approx([0.0, 0.25, 0.5])
+
+
+def test_penalty_warmup_needs_an_activity_penalty():
+    model = models.build_dense_autoencoder((4,), 2, hidden_units=())
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.zeros((8, 4), "float32")
+    with pytest.raises(ValueError, match="Expected a model with an activity penalty"):
+        model.fit(x, x, epochs=1, verbose=0, callbacks=[monitoring.PenaltyWarmup(1, 1)])

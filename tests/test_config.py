@@ -68,6 +68,11 @@ def test_code_activation_arguments_reach_the_config():
         ({"global_clipnorm": -1.0}, "Expected `global_clipnorm` to be a finite number >= 0 "
                                     "(0: no clipping). Received: global_clipnorm=-1.0"),
         ({"global_clipnorm": float("inf")}, "Received: global_clipnorm=inf"),
+        ({"penalty_warmup_epochs": -1.0}, "Expected `penalty_warmup_epochs` to be a finite "
+                                          "number >= 0 (0: off). Received: penalty_warmup_epochs=-1.0"),
+        ({"reg": "none", "penalty_warmup_epochs": 2.0}, "Expected an activity penalty (reg l1 or "
+                                                        "kl) with `penalty_warmup_epochs`. "
+                                                        "Received: reg='none'"),
     ],
 )
 def test_bad_values_raise_with_the_value(kwargs, message):
