@@ -188,22 +188,10 @@ class EpochLine(keras.callbacks.Callback):
               f"({time.perf_counter() - self.start:.1f} s)", flush=True)
 
 
-def activity_penalties(model):
-    """The `regularizers.ActivityPenalty` objects of `model`'s layers, sub-models' included."""
-    found = []
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            found += activity_penalties(layer)
-        penalty = getattr(layer, "activity_regularizer", None)
-        if isinstance(penalty, regularizers.ActivityPenalty) and penalty not in found:
-            found.append(penalty)
-    return found
-
-
 class PenaltyWarmup(keras.callbacks.Callback):
-    """Ramps the weight of the model's activity penalties (L1, KL) from 0 to 1 over
-    the first `epochs` epochs, linearly in the training step (SAELens'
-    `l1_warm_up_steps`; Anthropic's L1 warm-up):
+    """Ramps the weight of the model's activity penalty (L1, KL; `code_penalty`)
+    from 0 to 1 over the first `epochs` epochs, linearly in the training step
+    (SAELens' `l1_warm_up_steps`; Anthropic's L1 warm-up):
 
         weight(step) = min(1, step / (epochs * steps_per_epoch))
 
@@ -223,30 +211,25 @@ class PenaltyWarmup(keras.callbacks.Callback):
         self.weight = None
 
     def on_train_begin(self, logs=None):
-        penalties = activity_penalties(self.model)
-        if not penalties:
+        penalty = code_penalty(self.model)
+        if not isinstance(penalty, regularizers.ActivityPenalty):
             raise ValueError("Expected a model with an activity penalty (L1 or KL) to warm "
                              f"up. Received: a model without one ({self.model.name})")
         self.weight = keras.Variable(0.0, trainable=False, dtype="float32",
                                      name="penalty_warmup")
-        for penalty in penalties:
-            penalty.warmup_weight = self.weight
-        if self.steps_per_epoch:
-            self._set(int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)))
+        penalty.warmup_weight = self.weight
+        self.on_train_batch_begin(None)
 
-    def _set(self, step, steps_per_epoch=None):
-        steps = self.epochs * (steps_per_epoch or self.steps_per_epoch)
-        self.weight.assign(min(1.0, step / steps))
+    def _ramp(self, epochs_done):
+        self.weight.assign(min(1.0, epochs_done / self.epochs))
 
     def on_epoch_begin(self, epoch, logs=None):
-        if self.steps_per_epoch:
-            self._set(epoch * self.steps_per_epoch)
-        else:
-            self._set(epoch, steps_per_epoch=1)
+        self._ramp(epoch)
 
     def on_train_batch_begin(self, batch, logs=None):
         if self.steps_per_epoch:
-            self._set(int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)))
+            step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+            self._ramp(step / self.steps_per_epoch)
 
     def on_train_end(self, logs=None):
         self.weight.assign(1.0)

@@ -97,17 +97,12 @@ class TrainConfig:
                 raise ValueError(
                     f"Expected `{name}` to be a finite number > 0. Received: {name}={value!r}"
                 )
-        if isinstance(self.global_clipnorm, bool) \
-                or not isinstance(self.global_clipnorm, (int, float)) \
-                or not (math.isfinite(self.global_clipnorm) and self.global_clipnorm >= 0):
-            raise ValueError("Expected `global_clipnorm` to be a finite number >= 0 (0: no "
-                             f"clipping). Received: global_clipnorm={self.global_clipnorm!r}")
-        if isinstance(self.penalty_warmup_epochs, bool) \
-                or not isinstance(self.penalty_warmup_epochs, (int, float)) \
-                or not (math.isfinite(self.penalty_warmup_epochs)
-                        and self.penalty_warmup_epochs >= 0):
-            raise ValueError("Expected `penalty_warmup_epochs` to be a finite number >= 0 (0: "
-                             f"off). Received: penalty_warmup_epochs={self.penalty_warmup_epochs!r}")
+        for name, zero in (("global_clipnorm", "no clipping"), ("penalty_warmup_epochs", "off")):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"Expected `{name}` to be a finite number >= 0 (0: {zero}). "
+                                 f"Received: {name}={value!r}")
         if self.penalty_warmup_epochs and not isinstance(build_penalty(self),
                                                          regularizers.ActivityPenalty):
             raise ValueError("Expected an activity penalty (reg l1 or kl) with "

@@ -136,7 +136,6 @@ def test_penalty_warmup_ramps_the_l1_weight_by_step_then_leaves_it_whole():
     l1 = L1Sparsity(0.5)
     model = models.build_dense_autoencoder((4,), 2, hidden_units=(), activity_regularizer=l1)
     model.compile(optimizer="sgd", loss="mse")
-    assert monitoring.activity_penalties(model) == [l1]
     x = np.random.default_rng(0).random((32, 4)).astype("float32")
     warmup = monitoring.PenaltyWarmup(epochs=2, steps_per_epoch=4)
     seen = []
