@@ -64,6 +64,9 @@ class TrainConfig:
         0.0, "ramp the activity penalty's weight (L1, KL) from 0 to 1 over the first N "
         "epochs (SAELens' l1_warm_up_steps; 0: off)")
     validation_fraction: float = _field(1 / 12, "share of the training set held out")
+    random_shift: int = _field(
+        0, "images: shift each training image by up to N pixels along each axis, drawn anew "
+        "each epoch, zero-filled (augmentation; 0: off)")
     seed: int = _field(1337, "random seed (weights, noise, split, shuffling)")
     # === Speed ===
     jit_compile: bool = _field(True, "XLA-compile the train step (true/false)")
@@ -108,10 +111,11 @@ class TrainConfig:
             raise ValueError("Expected an activity penalty (reg l1 or kl) with "
                              f"`penalty_warmup_epochs`. Received: reg={self.reg!r}, "
                              f"penalty_warmup_epochs={self.penalty_warmup_epochs!r}")
-        if isinstance(self.revive_every, bool) or not isinstance(self.revive_every, int) \
-                or self.revive_every < 0:
-            raise ValueError("Expected `revive_every` to be an integer >= 0. "
-                             f"Received: revive_every={self.revive_every!r}")
+        for name in ("revive_every", "random_shift"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"Expected `{name}` to be an integer >= 0. "
+                                 f"Received: {name}={value!r}")
         if isinstance(self.revive_until, bool) or not isinstance(self.revive_until, (int, float)) \
                 or not 0 < self.revive_until <= 1:
             raise ValueError("Expected `revive_until` in (0, 1]. "

@@ -620,7 +620,7 @@ def _options():
     return options
 
 
-def autoencoder_dataset(x, batch_size, *, shuffle_seed=None):
+def autoencoder_dataset(x, batch_size, *, shuffle_seed=None, random_shift=0):
     """A tf.data pipeline of (x, x) float32 batches; shuffled each epoch if a seed is given.
 
     Arrays are held once, as given (uint8 pixels stay uint8 and each batch
@@ -633,9 +633,14 @@ def autoencoder_dataset(x, batch_size, *, shuffle_seed=None):
         batch_size: examples per batch (the last batch may be smaller).
         shuffle_seed: None for the stored order, else the seed of the
             per-epoch shuffle.
+        random_shift: images only: shift each image by a random whole number
+            of pixels in [-random_shift, random_shift] along each axis, anew
+            each epoch, zero-filled (`shift_images`); the target is the
+            shifted image. 0: off.
     """
     if isinstance(x, NpyRows):
-        return _streamed_dataset(x, batch_size, shuffle_seed)
+        return shift_images(_streamed_dataset(x, batch_size, shuffle_seed), random_shift,
+                            shuffle_seed)
     examples = tf.convert_to_tensor(x)
     pixel_counts = examples.dtype == tf.uint8
 
@@ -648,8 +653,38 @@ def autoencoder_dataset(x, batch_size, *, shuffle_seed=None):
     dataset = tf.data.Dataset.range(len(x))
     if shuffle_seed is not None:
         dataset = dataset.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
-    return (dataset.batch(batch_size).map(gather).prefetch(PREFETCH_BATCHES)
-            .with_options(_options()))
+    return shift_images(dataset.batch(batch_size).map(gather), random_shift, shuffle_seed)
+
+
+def shift_images(dataset, pixels, seed=None):
+    """`dataset` of (x, x) image batches with each image shifted at random (augmentation).
+
+    Each image moves by a whole number of pixels, at most `pixels`, along
+    each axis (Keras' `RandomTranslation`: a shift drawn uniformly in
+    [-pixels, pixels], rounded by the nearest-neighbour lookup; zero fill),
+    drawn anew every time the batch is made; input and target are the same
+    shifted image. pixels = 0 leaves the batches as they are.
+
+    Args:
+        dataset: batches (x, x) of images (B, H, W) or (B, H, W, C).
+        pixels: int >= 0, the largest shift.
+        seed: seed of the draws (None: unseeded).
+    """
+    if pixels:
+        rank = len(dataset.element_spec[0].shape)
+        height, width = dataset.element_spec[0].shape[1:3]
+        layer = keras.layers.RandomTranslation(
+            pixels / height, pixels / width, fill_mode="constant", interpolation="nearest",
+            seed=seed)
+
+        def shift(batch, _):
+            images = batch[..., None] if rank == 3 else batch
+            shifted = layer(images, training=True)
+            shifted = shifted[..., 0] if rank == 3 else shifted
+            return shifted, shifted
+
+        dataset = dataset.map(shift)
+    return dataset.prefetch(PREFETCH_BATCHES).with_options(_options())
 
 
 def _streamed_dataset(rows, batch_size, shuffle_seed):
@@ -680,5 +715,4 @@ def _streamed_dataset(rows, batch_size, shuffle_seed):
     batches = math.ceil(len(rows) / batch_size)
     return (blocks.batch(rows.window_blocks).map(load).rebatch(batch_size)
             .apply(tf.data.experimental.assert_cardinality(batches))
-            .map(lambda batch: (batch, batch)).prefetch(PREFETCH_BATCHES)
-            .with_options(_options()))
+            .map(lambda batch: (batch, batch)))

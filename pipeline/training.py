@@ -211,7 +211,8 @@ def adapt_to_data(config, dataset):
     the configuration has a sigmoid one (binary cross-entropy needs [0, 1]).
 
     Raises:
-        DataError: the family does not take this kind of example.
+        DataError: the family does not take this kind of example, or
+            `random_shift` is set for vectors or not below the image's size.
     """
     family = models.get_family(config.model)
     if dataset.kind not in family.accepts:
@@ -219,6 +220,13 @@ def adapt_to_data(config, dataset):
         raise data.DataError(
             f"Expected {wanted} for --model {config.model}. Received: {dataset.kind} "
             f"x_train.shape={tuple(dataset.x_train.shape)} in {dataset.source}")
+    if config.random_shift:
+        height_width = dataset.example_shape[:2]
+        if dataset.kind != data.IMAGES or config.random_shift >= min(height_width):
+            raise data.DataError(
+                "Expected `random_shift` on images, below their height and width. Received: "
+                f"random_shift={config.random_shift} for {dataset.kind} of shape "
+                f"{dataset.example_shape} in {dataset.source}")
     notes = []
     if not dataset.unit_interval and config.architecture.get("output_activation") == "sigmoid":
         config = dataclasses.replace(
@@ -465,7 +473,8 @@ def _train_and_export(*, model, config, strategy, name, dataset, limit, distribu
     initialize = models.get_family(config.model).data_initializer
     if initialize is not None:
         initialize(model, data.scale_images(x_train[:DATA_INIT_IMAGES]))
-    datasets = (data.autoencoder_dataset(x_train, config.batch_size, shuffle_seed=config.seed),
+    datasets = (data.autoencoder_dataset(x_train, config.batch_size, shuffle_seed=config.seed,
+                                         random_shift=config.random_shift),
                 data.autoencoder_dataset(x_val, config.batch_size))
     sample = data.scale_images(x_val[: config.diagnostic_sample_size])
     if dry_run:

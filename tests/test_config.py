@@ -62,6 +62,8 @@ def test_code_activation_arguments_reach_the_config():
         ({"model": "dictionary", "k": 3}, "Received: k=3 (an option of code_activation/topk"),
         ({"model": "dictionary", "code_activation": "topk", "k": 0}, "Received: k=0"),
         ({"revive_every": -1}, "Expected `revive_every` to be an integer >= 0. Received: revive_every=-1"),
+        ({"random_shift": -1}, "Expected `random_shift` to be an integer >= 0. Received: random_shift=-1"),
+        ({"random_shift": 1.5}, "Expected `random_shift` to be an integer >= 0. Received: random_shift=1.5"),
         ({"revive_until": 1.5}, "Expected `revive_until` in (0, 1]. Received: revive_until=1.5"),
         ({"adam_epsilon": 0.0}, "Expected `adam_epsilon` to be a finite number > 0. "
                                 "Received: adam_epsilon=0.0"),

@@ -149,6 +149,57 @@ def test_the_shuffle_is_seeded_and_differs_between_epochs():
     np.testing.assert_array_equal(np.concatenate([b for b, _ in again]).ravel(), first)
 
 
+def _shift_of(image, shifted, pixels):
+    """The (dy, dx) with |dy|, |dx| <= pixels that moves `image` onto `shifted`, or None."""
+    padded = np.pad(image, pixels)
+    height, width = image.shape
+    for dy in range(-pixels, pixels + 1):
+        for dx in range(-pixels, pixels + 1):
+            window = padded[pixels - dy:pixels - dy + height, pixels - dx:pixels - dx + width]
+            if np.array_equal(window, shifted):
+                return dy, dx
+    return None
+
+
+@pytest.mark.parametrize("channels", [False, True])
+def test_random_shift_moves_each_image_by_whole_pixels_anew_each_epoch(channels):
+    rng = np.random.default_rng(0)
+    x = np.zeros((32, 12, 12), "uint8")
+    x[:, 3:9, 3:9] = rng.integers(1, 256, (32, 6, 6))  # a zero border: no pixel is lost
+    if channels:
+        x = x[..., None]
+    dataset = datasets.autoencoder_dataset(x, 8, shuffle_seed=0, random_shift=2)
+    epochs = []
+    for _ in range(2):
+        shifts = []
+        for inputs, targets in dataset.as_numpy_iterator():
+            np.testing.assert_array_equal(inputs, targets)  # the target is the shifted image
+            assert inputs.shape[1:] == x.shape[1:] and inputs.dtype == np.float32
+            for image in inputs.reshape(-1, 12, 12):
+                # The shuffled example: the original whose pixel values it holds.
+                match = [_shift_of(o.reshape(12, 12) / np.float32(255), image, 2) for o in x]
+                found = [m for m in match if m is not None]
+                assert len(found) == 1, "each image is one example moved by at most 2 pixels"
+                shifts.append(found[0])
+        epochs.append(shifts)
+    assert len(set(epochs[0])) > 5  # many different shifts
+    assert epochs[0] != epochs[1]  # drawn anew each epoch
+    plain = np.concatenate([b for b, _ in datasets.autoencoder_dataset(x, 8, random_shift=0)])
+    np.testing.assert_array_equal(plain, datasets.scale_images(x).reshape(plain.shape))
+
+
+def test_random_shift_applies_to_streamed_npy_images(tmp_path):
+    x = np.zeros((64, 10, 10), "uint8")
+    x[:, 4:6, 4:6] = 255
+    np.save(tmp_path / "x.npy", x)
+    rows = datasets.load_data(tmp_path / "x.npy", scaled=False).x_train
+    batches = np.concatenate([b for b, _ in datasets.autoencoder_dataset(
+        rows, 16, shuffle_seed=1, random_shift=3)])
+    assert batches.shape == (64, 10, 10, 1)
+    np.testing.assert_array_equal(batches.sum(axis=(1, 2, 3)), 4.0)  # moved, never cut
+    assert len({tuple(np.argwhere(b[..., 0])[0]) for b in batches}) > 5
+
+
 # === What is wrong with the file that exists (issue 15, item 8), memory (item 9) ===
 
 @pytest.mark.parametrize("kind,message", [

@@ -151,6 +151,39 @@ def test_a_code_too_wide_for_memory_is_refused_before_building(tiny_mnist, tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny_mnist.npz"]
 
 
+def test_random_shift_augments_the_training_batches_only(monkeypatch, tiny_mnist, tmp_path):
+    from pipeline import data, manifest
+
+    calls = []
+    original = data.autoencoder_dataset
+
+    def spy(x, batch_size, **kwargs):
+        calls.append(kwargs.get("random_shift", 0))
+        return original(x, batch_size, **kwargs)
+
+    monkeypatch.setattr(data, "autoencoder_dataset", spy)
+    config = manifest.config_of("dense-l1", epochs=1, batch_size=16, hidden_units=(8,),
+                                code_size=4, jit_compile=False, random_shift=2)
+    summary = training.train(config, data_path=tiny_mnist, out=tmp_path / "out",
+                             logdir=tmp_path / "logs")
+    assert calls == [2, 0]  # training, then validation
+    assert summary["config"]["random_shift"] == 2
+
+
+@pytest.mark.parametrize("shape,shift", [((40, 16), 1), ((40, 5, 5), 5)])
+def test_a_random_shift_the_data_cannot_take_is_one_line(tmp_path, shape, shift):
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random(shape).astype("float32"))
+    model = "dictionary" if len(shape) == 2 else "dense"
+    args = ["--model", model, "--reg", "l1", "--code-size", "4", "--random-shift", str(shift),
+            "--data", str(tmp_path / "x.npy"), "--out", str(tmp_path / "out"),
+            "--logdir", str(tmp_path / "logs")]
+    with pytest.raises(SystemExit, match=r"^train.py: error: Expected `random_shift` on images, "
+                                         rf"below their height and width. Received: "
+                                         rf"random_shift={shift} for "):
+        train.main(args)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy"]
+
+
 def test_the_config_sets_adams_epsilon_and_gradient_clipping():
     from pipeline import manifest
 
