@@ -141,15 +141,19 @@ ZOO = {
              max_fvu=0.0984),
         known_misses=("min_probe_accuracy",),
     ),
-    # FC-WTA (Makhzani & Frey 2015) as its paper trains it: tied weights started
-    # at N(0, 0.01) per weight (rows of norm 0.28 over 784 pixels), 5% lifetime
-    # sparsity over batches of 100. The target is FC-WTA's published 98.8%
-    # under its own protocol, a linear SVM on the frozen ReLU codes.
+    # FC-WTA (Makhzani & Frey 2015) as its paper trains it (tied weights started
+    # at N(0, 0.01) per weight, rows of norm 0.28 over 784 pixels; lifetime
+    # sparsity over batches of 100), wider (3,000 latents, the paper's 2,000) and
+    # sparser (3%, the paper's 5%), on training images shifted at random by up
+    # to 2 pixels. Its target is the best single-layer figure we know, 98.9%
+    # (above FC-WTA's published 98.8%), under FC-WTA's own protocol, a linear SVM
+    # on the frozen ReLU codes. The paper's recipe alone reads 98.81% (docs/zoo.md).
     "dict-wta": ZooModel(
         "dictionary", "none",
-        dict(code_size=2000, code_activation="wta", lifetime_sparsity=0.05,
-             tied_weights=True, initial_norm=0.28, epochs=40, batch_size=100),
-        dict(min_svm_probe_accuracy=0.988, max_dead_units=0),
+        dict(code_size=3000, code_activation="wta", lifetime_sparsity=0.03,
+             tied_weights=True, initial_norm=0.28, epochs=40, batch_size=100,
+             random_shift=2),
+        dict(min_svm_probe_accuracy=0.989, max_dead_units=0),
     ),
     "dict-l1": ZooModel(
         "dictionary", "l1",
@@ -183,7 +187,7 @@ SUMMARIES = {
     "conv-dense-l1": "the Keras blog's sparse conv model",
     "dict-topk": "k-sparse autoencoder, 1,000 tied latents, k = 25, 3k kept",
     "dict-batchtopk": "BatchTopK dictionary, 2,048 latents, k = 32",
-    "dict-wta": "FC-WTA, 2,000 tied latents, 5% lifetime",
+    "dict-wta": "FC-WTA, 3,000 tied latents, 3% lifetime, 2-px shifts",
     "dict-l1": "ReLU + L1 dictionary, 1,024 latents",
     "dict-kl": "UFLDL sigmoid + KL dictionary, 1,024 latents",
     "dict-contractive": "contractive dictionary, 1,024 latents",

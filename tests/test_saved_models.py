@@ -17,8 +17,10 @@ from tests.conftest import ROOT
 
 SAVED_MODELS = ROOT / "saved_models"
 # The .keras files (no optimizer state): small models, and the wide dictionaries
-# (whose SavedModel folders are not committed: `python -m pipeline.export NAME`).
-MAX_KERAS_FILE_BYTES = {"dictionary": 15_000_000}
+# (whose SavedModel folders are not committed: `python -m pipeline.export NAME`);
+# the widest, dict-wta's 3,000 tied latents, is 18.9 MB (a tied dictionary stores
+# its decoder's copy of W_enc^T too).
+MAX_KERAS_FILE_BYTES = {"dictionary": 20_000_000}
 DEFAULT_MAX_KERAS_FILE_BYTES = 3_000_000
 RELATIVE_TOLERANCE = 1e-4
 # Every shipped model stays within the repository's binary budget.
