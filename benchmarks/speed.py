@@ -388,8 +388,14 @@ def run_process(command, env=None):
         return seconds, int(peak_file.read_text()) / 1024, result.stdout
 
 
+def data_args(data_path):
+    """["--data", PATH], or [] when neither --data nor $SPARSE_AE_ZOO_DATA gave one (the
+    child then takes its own default, not a file named "None")."""
+    return ["--data", str(data_path)] if data_path else []
+
+
 def train_command(args, epochs, data_path, scratch):
-    return [sys.executable, "train.py", *args, "--epochs", str(epochs), "--data", str(data_path),
+    return [sys.executable, "train.py", *args, "--epochs", str(epochs), *data_args(data_path),
             "--name", "speed", "--out", str(scratch / "out"), "--logdir", str(scratch / "logs")]
 
 
@@ -415,8 +421,8 @@ def eval_memory_table(names, data_path):
     for name in names or manifest.ZOO:
         scratch = Path(tempfile.mkdtemp())
         try:
-            seconds, peak, output = run_process([sys.executable, "evaluate.py", name, "--data",
-                                                 str(data_path), "--out", str(scratch)])
+            seconds, peak, output = run_process([sys.executable, "evaluate.py", name,
+                                                 *data_args(data_path), "--out", str(scratch)])
             units = json.loads((scratch / f"{name}.eval.json").read_text())["code_num_units"]
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -449,7 +455,7 @@ def peers_table(data_path, torch_python=None, repeats=PEER_REPEATS):
                 ours.append(run_process(train_command(args, epochs, data_path, scratch)))
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
-            theirs.append(run_process([python, str(PEERS / script), "--data", str(data_path),
+            theirs.append(run_process([python, str(PEERS / script), *data_args(data_path),
                                        "--epochs", str(epochs)]))
         ours_s = statistics.median(r[0] for r in ours)
         theirs_s = statistics.median(r[0] for r in theirs)

@@ -113,3 +113,12 @@ def test_backends_benchmark_times_an_epoch_per_backend_in_its_own_process(tiny_m
         assert timing["epoch_s"] > 0 and timing["compile_s"] > 0 and np.isfinite(timing["loss"])
     with pytest.raises(SystemExit):
         backends.main(["--data", str(tiny_mnist), "--backends", "theano"])
+
+
+def test_speed_passes_no_data_flag_without_a_path(tmp_path):
+    from benchmarks import speed
+
+    assert speed.data_args(None) == []
+    command = speed.train_command(["--preset", "dense-l1"], 1, tmp_path / "m.npz", tmp_path)
+    assert command[command.index("--data") + 1] == str(tmp_path / "m.npz")
+    assert "--data" not in speed.train_command(["--preset", "dense-l1"], 1, None, tmp_path)
